@@ -1,0 +1,5 @@
+"""`python -m rekollect` runs the command line."""
+
+from rekollect.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The `rekollect` command line."""

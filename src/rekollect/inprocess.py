@@ -1,0 +1,86 @@
+"""A real boto3 Rekognition client whose requests never leave the process.
+
+botocore builds, signs and parses every request as usual; a `before-send` hook hands
+the prepared request to the same `WireHandler` the HTTP server uses and returns its
+answer as the HTTP response, so validation, errors and retries behave exactly as
+against `rekollect serve` on the same data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.config import Config
+
+from rekollect.config import load_settings
+from rekollect.server.wire import WireHandler
+from rekollect.service import Service
+from rekollect.storage import open_database
+
+# No network is involved; any host name works as long as botocore can parse it.
+_ENDPOINT = "http://rekollect.local"
+
+
+class _RawBody:
+    """The minimal file-like object botocore reads a response body from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self._data
+
+    def read(self, *_: Any) -> bytes:
+        data, self._data = self._data, b""
+        return data
+
+
+def client(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    region_name: str | None = None,
+    database_url: str | None = None,
+    config: Config | None = None,
+) -> Any:
+    """A boto3 Rekognition client served in this process from `data_dir`.
+
+    `data_dir=None` means the same per-user data directory `rekollect serve` uses.
+    """
+    settings = load_settings(data_dir, database_url=database_url, region=region_name)
+    service = Service(
+        open_database(settings.database_url),
+        account_id=settings.account_id,
+        default_region=settings.region,
+    )
+    return service_client(service, region_name=settings.region, config=config)
+
+
+def service_client(service: Service, *, region_name: str, config: Config | None = None) -> Any:
+    """A boto3 Rekognition client bound to an existing service core."""
+    handler = WireHandler(service)
+    session = boto3.session.Session(
+        aws_access_key_id="rekollect",
+        aws_secret_access_key="rekollect",
+        region_name=region_name,
+    )
+    rekognition = session.client("rekognition", endpoint_url=_ENDPOINT, config=config)
+
+    def send(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
+        headers = {name.lower(): _text(value) for name, value in request.headers.items()}
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = body.read()
+        answer = handler.handle(headers, body)
+        return AWSResponse(request.url, answer.status, answer.headers, _RawBody(answer.body))
+
+    rekognition.meta.events.register("before-send.rekognition", send)
+    return rekognition
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
