@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection
 
 from rekollect.errors import SchemaTooNewError
@@ -40,7 +41,7 @@ def upgrade(conn: Connection) -> None:
     """Migrate to the newest schema this rekollect knows; refuse a newer database."""
     script = ScriptDirectory.from_config(alembic_config())
     current = current_revision(conn)
-    if current is not None and script.get_revision(current) is None:
+    if current is not None and not _known(script, current):
         raise SchemaTooNewError(
             f"The database schema is at revision {current}, which this version of "
             "rekollect does not know: it was written by a newer rekollect. "
@@ -50,3 +51,10 @@ def upgrade(conn: Connection) -> None:
         return
     logger.info("Migrating the database schema from %s to %s", current, "head")
     command.upgrade(alembic_config(conn), "head")
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
