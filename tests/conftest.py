@@ -40,8 +40,16 @@ def server(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     log_path = tmp_path_factory.mktemp("server") / "server.log"
     log = log_path.open("w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "rekollect", "serve", "--port", "0", "--data-dir",
-         str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "rekollect",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -119,8 +127,13 @@ FaceMaker = Callable[..., list[str]]
 def make_faces(service: Service) -> FaceMaker:
     """Store faces of one made-up person in a collection; returns their face ids."""
 
-    def make(collection: str, count: int = 1, *, person: np.ndarray | None = None,
-             region: str = REGION) -> list[str]:
+    def make(
+        collection: str,
+        count: int = 1,
+        *,
+        person: np.ndarray | None = None,
+        region: str = REGION,
+    ) -> list[str]:
         center = made_up.person() if person is None else person
         new = [made_up.new_face(made_up.face_of(center)) for _ in range(count)]
         add_faces(service, Scope(ACCOUNT, region), collection, new)

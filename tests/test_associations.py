@@ -46,7 +46,9 @@ def test_disassociate_faces_removes_faces_of_this_user(
     assert response["UnsuccessfulFaceDisassociations"] == []
     assert response["UserStatus"] == "UPDATING"
     assert _owners(rekognition, collection_id) == {
-        faces[0]: None, faces[1]: None, faces[2]: alice
+        faces[0]: None,
+        faces[1]: None,
+        faces[2]: alice,
     }
 
 
@@ -91,7 +93,9 @@ def test_disassociate_faces_handles_a_repeated_face_once(
     [face] = make_faces(collection_id, 1)
     _associate(rekognition, collection_id, alice, [face])
     unknown = str(uuid.uuid4())
-    response = _disassociate(rekognition, collection_id, alice, [face, face, unknown, unknown])
+    response = _disassociate(
+        rekognition, collection_id, alice, [face, face, unknown, unknown]
+    )
     assert response["DisassociatedFaces"] == [{"FaceId": face}]
     assert response["UnsuccessfulFaceDisassociations"] == [
         {"FaceId": unknown, "Reasons": ["FACE_NOT_FOUND"]}
@@ -107,11 +111,17 @@ def test_disassociate_faces_all_cases_in_one_request(
     _associate(rekognition, collection_id, "bob", [bobs])
     unknown = str(uuid.uuid4())
 
-    response = _disassociate(rekognition, collection_id, alice, [unknown, bobs, free, mine])
+    response = _disassociate(
+        rekognition, collection_id, alice, [unknown, bobs, free, mine]
+    )
     assert response["DisassociatedFaces"] == [{"FaceId": mine}]
     assert response["UnsuccessfulFaceDisassociations"] == [
         {"FaceId": unknown, "Reasons": ["FACE_NOT_FOUND"]},
-        {"FaceId": bobs, "UserId": "bob", "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]},
+        {
+            "FaceId": bobs,
+            "UserId": "bob",
+            "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"],
+        },
     ]
     assert response["UserStatus"] == "UPDATING"
 
@@ -162,7 +172,11 @@ def test_associate_faces_reports_face_of_other_user_and_unknown_face(
     response = _associate(rekognition, collection_id, alice, [bobs, unknown, unknown])
     assert response["AssociatedFaces"] == []
     assert response["UnsuccessfulFaceAssociations"] == [
-        {"FaceId": bobs, "UserId": "bob", "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]},
+        {
+            "FaceId": bobs,
+            "UserId": "bob",
+            "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"],
+        },
         {"FaceId": unknown, "Reasons": ["FACE_NOT_FOUND"]},
     ]
     assert _owners(rekognition, collection_id) == {bobs: "bob"}
@@ -202,7 +216,9 @@ def test_associate_faces_high_threshold_rejects_a_weak_match(
     rekognition, collection_id, alice, make_faces
 ):
     her = made_up.person()
-    _associate(rekognition, collection_id, alice, make_faces(collection_id, 1, person=her))
+    _associate(
+        rekognition, collection_id, alice, make_faces(collection_id, 1, person=her)
+    )
     [same_person] = make_faces(collection_id, 1, person=her)
     response = _associate(
         rekognition, collection_id, alice, [same_person], UserMatchThreshold=100

@@ -16,7 +16,10 @@ def test_create_collection_returns_arn_without_arn_prefix_like_aws(rekognition):
     name = f"c-{uuid.uuid4().hex[:12]}"
     response = rekognition.create_collection(CollectionId=name)
     assert response["StatusCode"] == 200
-    assert response["CollectionArn"] == f"aws:rekognition:{REGION}:{ACCOUNT}:collection/{name}"
+    assert (
+        response["CollectionArn"]
+        == f"aws:rekognition:{REGION}:{ACCOUNT}:collection/{name}"
+    )
     assert response["FaceModelVersion"] == "1.0"
     assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     rekognition.delete_collection(CollectionId=name)
@@ -41,7 +44,9 @@ def test_collection_ids_are_case_sensitive(rekognition, collection_id):
         rekognition.delete_collection(CollectionId=other)
 
 
-def test_describe_collection_counts_faces_and_users(rekognition, collection_id, make_faces):
+def test_describe_collection_counts_faces_and_users(
+    rekognition, collection_id, make_faces
+):
     make_faces(collection_id, 3)
     rekognition.create_user(CollectionId=collection_id, UserId="alice")
     described = rekognition.describe_collection(CollectionId=collection_id)
@@ -101,7 +106,9 @@ def test_list_collections_paginates_to_the_end(rekognition):
             rekognition.delete_collection(CollectionId=name)
 
 
-def test_collections_are_namespaced_per_region(transport, server, data_dir, collection_id):
+def test_collections_are_namespaced_per_region(
+    transport, server, data_dir, collection_id
+):
     if transport == "http":
         other = http_client(server, region_name="eu-west-1")
     else:

@@ -9,7 +9,9 @@ from rekollect.protocol.model import operation_names
 from rekollect.service import OPERATIONS
 
 DOC = Path(__file__).parent.parent / "docs" / "compatibility.md"
-_ROW = re.compile(r"^\| (\w+) \| (implemented|partial|not implemented) \|", re.MULTILINE)
+_ROW = re.compile(
+    r"^\| (\w+) \| (implemented|partial|not implemented) \|", re.MULTILINE
+)
 
 
 def _statuses() -> dict[str, str]:
@@ -25,5 +27,7 @@ def test_every_operation_of_the_model_is_listed():
 
 def test_listed_status_matches_what_the_server_implements():
     statuses = _statuses()
-    implemented = {name for name, status in statuses.items() if status != "not implemented"}
+    implemented = {
+        name for name, status in statuses.items() if status != "not implemented"
+    }
     assert implemented == set(OPERATIONS)

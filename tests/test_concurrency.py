@@ -108,14 +108,16 @@ def test_mixed_concurrent_changes_keep_every_face_accounted_for(
         client = clients[i]
         for step in range(12):
             user_id = users[(i + step) % len(users)]
-            chosen = faces[(i * 5 + step * 3) % 40:][:8]
+            chosen = faces[(i * 5 + step * 3) % 40 :][:8]
             if step % 2:
                 client.disassociate_faces(
                     CollectionId=collection_id, UserId=user_id, FaceIds=chosen
                 )
             else:
                 client.associate_faces(
-                    CollectionId=collection_id, UserId=user_id, FaceIds=chosen,
+                    CollectionId=collection_id,
+                    UserId=user_id,
+                    FaceIds=chosen,
                     UserMatchThreshold=0,
                 )
 

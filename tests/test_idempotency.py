@@ -18,10 +18,16 @@ def test_retried_disassociate_returns_first_response_after_state_changed(
 ):
     faces = make_faces(collection_id, 2)
     rekognition.create_user(CollectionId=collection_id, UserId="alice")
-    rekognition.associate_faces(CollectionId=collection_id, UserId="alice", FaceIds=faces)
+    rekognition.associate_faces(
+        CollectionId=collection_id, UserId="alice", FaceIds=faces
+    )
     token = _token()
-    call = dict(CollectionId=collection_id, UserId="alice", FaceIds=faces,
-                ClientRequestToken=token)
+    call = dict(
+        CollectionId=collection_id,
+        UserId="alice",
+        FaceIds=faces,
+        ClientRequestToken=token,
+    )
 
     first = rekognition.disassociate_faces(**call)
     assert len(first["DisassociatedFaces"]) == 2
@@ -44,11 +50,19 @@ def test_same_token_with_other_parameters_is_a_mismatch(
     rekognition.create_user(CollectionId=collection_id, UserId="alice")
     token = _token()
     rekognition.associate_faces(
-        CollectionId=collection_id, UserId="alice", FaceIds=faces[:1], ClientRequestToken=token
+        CollectionId=collection_id,
+        UserId="alice",
+        FaceIds=faces[:1],
+        ClientRequestToken=token,
     )
-    with pytest.raises(rekognition.exceptions.IdempotentParameterMismatchException) as error:
+    with pytest.raises(
+        rekognition.exceptions.IdempotentParameterMismatchException
+    ) as error:
         rekognition.associate_faces(
-            CollectionId=collection_id, UserId="alice", FaceIds=faces, ClientRequestToken=token
+            CollectionId=collection_id,
+            UserId="alice",
+            FaceIds=faces,
+            ClientRequestToken=token,
         )
     assert token in error.value.response["Error"]["Message"]
     assert error.value.response["ResponseMetadata"]["RetryAttempts"] == 0
@@ -58,8 +72,12 @@ def test_same_token_with_other_parameters_is_a_mismatch(
 
 def test_retried_create_user_succeeds_although_user_exists(rekognition, collection_id):
     token = _token()
-    rekognition.create_user(CollectionId=collection_id, UserId="alice", ClientRequestToken=token)
-    rekognition.create_user(CollectionId=collection_id, UserId="alice", ClientRequestToken=token)
+    rekognition.create_user(
+        CollectionId=collection_id, UserId="alice", ClientRequestToken=token
+    )
+    rekognition.create_user(
+        CollectionId=collection_id, UserId="alice", ClientRequestToken=token
+    )
     with pytest.raises(rekognition.exceptions.ConflictException):
         rekognition.create_user(CollectionId=collection_id, UserId="alice")
 
@@ -67,26 +85,37 @@ def test_retried_create_user_succeeds_although_user_exists(rekognition, collecti
 def test_retried_delete_user_succeeds_although_user_is_gone(rekognition, collection_id):
     rekognition.create_user(CollectionId=collection_id, UserId="alice")
     token = _token()
-    rekognition.delete_user(CollectionId=collection_id, UserId="alice", ClientRequestToken=token)
-    rekognition.delete_user(CollectionId=collection_id, UserId="alice", ClientRequestToken=token)
+    rekognition.delete_user(
+        CollectionId=collection_id, UserId="alice", ClientRequestToken=token
+    )
+    rekognition.delete_user(
+        CollectionId=collection_id, UserId="alice", ClientRequestToken=token
+    )
     with pytest.raises(rekognition.exceptions.ResourceNotFoundException):
         rekognition.delete_user(CollectionId=collection_id, UserId="alice")
 
 
 def test_tokens_are_scoped_per_operation(rekognition, collection_id):
     token = _token()
-    rekognition.create_user(CollectionId=collection_id, UserId="alice", ClientRequestToken=token)
-    rekognition.delete_user(CollectionId=collection_id, UserId="alice", ClientRequestToken=token)
+    rekognition.create_user(
+        CollectionId=collection_id, UserId="alice", ClientRequestToken=token
+    )
+    rekognition.delete_user(
+        CollectionId=collection_id, UserId="alice", ClientRequestToken=token
+    )
     assert rekognition.list_users(CollectionId=collection_id)["Users"] == []
 
 
 def test_a_failed_request_does_not_use_up_its_token(rekognition, collection_id):
     token = _token()
     with pytest.raises(rekognition.exceptions.ResourceNotFoundException):
-        rekognition.delete_user(CollectionId=collection_id, UserId="alice",
-                                ClientRequestToken=token)
+        rekognition.delete_user(
+            CollectionId=collection_id, UserId="alice", ClientRequestToken=token
+        )
     rekognition.create_user(CollectionId=collection_id, UserId="alice")
-    rekognition.delete_user(CollectionId=collection_id, UserId="alice", ClientRequestToken=token)
+    rekognition.delete_user(
+        CollectionId=collection_id, UserId="alice", ClientRequestToken=token
+    )
     assert rekognition.list_users(CollectionId=collection_id)["Users"] == []
 
 
@@ -95,13 +124,19 @@ def test_tokens_survive_a_restart(tmp_path):
 
     first = rekollect.client(tmp_path, region_name="us-east-1")
     first.create_collection(CollectionId="c")
-    first.create_user(CollectionId="c", UserId="alice", ClientRequestToken="restart-token")
+    first.create_user(
+        CollectionId="c", UserId="alice", ClientRequestToken="restart-token"
+    )
     del first
 
     second = rekollect.client(tmp_path, region_name="us-east-1")
-    second.create_user(CollectionId="c", UserId="alice", ClientRequestToken="restart-token")
+    second.create_user(
+        CollectionId="c", UserId="alice", ClientRequestToken="restart-token"
+    )
     with pytest.raises(second.exceptions.IdempotentParameterMismatchException):
-        second.create_user(CollectionId="c", UserId="bob", ClientRequestToken="restart-token")
+        second.create_user(
+            CollectionId="c", UserId="bob", ClientRequestToken="restart-token"
+        )
 
 
 def test_tokens_expire_after_the_retention_window(tmp_path):

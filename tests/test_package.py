@@ -27,14 +27,26 @@ def test_version_is_a_string():
 
 def test_serve_on_port_zero_logs_the_chosen_port_and_how_to_connect(tmp_path):
     process = subprocess.Popen(
-        [sys.executable, "-m", "rekollect", "serve", "--port", "0", "--data-dir",
-         str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "rekollect",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         lines: list[str] = []
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any("startup complete" in x for x in lines):
+        while time.monotonic() < deadline and not any(
+            "startup complete" in x for x in lines
+        ):
             lines.append(process.stdout.readline())
         log = "".join(lines)
         url = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", log)

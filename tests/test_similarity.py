@@ -39,5 +39,7 @@ def test_user_similarity_is_the_best_match_among_the_users_faces():
     near[0] = 0.4
     far = face.copy()
     far[0] = 1.2
-    assert user_similarity_pct(face, [far, near]) == pytest.approx(similarity_pct(face, near))
+    assert user_similarity_pct(face, [far, near]) == pytest.approx(
+        similarity_pct(face, near)
+    )
     assert user_similarity_pct(face, []) == 0.0

@@ -52,22 +52,30 @@ def test_user_status_is_active_with_faces_and_created_without(
     faces = make_faces(collection_id, 2)
     rekognition.create_user(CollectionId=collection_id, UserId="alice")
     rekognition.create_user(CollectionId=collection_id, UserId="bob")
-    rekognition.associate_faces(CollectionId=collection_id, UserId="alice", FaceIds=faces)
+    rekognition.associate_faces(
+        CollectionId=collection_id, UserId="alice", FaceIds=faces
+    )
     statuses = {
         u["UserId"]: u["UserStatus"]
         for u in rekognition.list_users(CollectionId=collection_id)["Users"]
     }
     assert statuses == {"alice": "ACTIVE", "bob": "CREATED"}
 
-    rekognition.disassociate_faces(CollectionId=collection_id, UserId="alice", FaceIds=faces)
+    rekognition.disassociate_faces(
+        CollectionId=collection_id, UserId="alice", FaceIds=faces
+    )
     users = rekognition.list_users(CollectionId=collection_id)["Users"]
     assert users[0] == {"UserId": "alice", "UserStatus": "CREATED"}
 
 
-def test_delete_user_keeps_its_faces_in_the_collection(rekognition, collection_id, make_faces):
+def test_delete_user_keeps_its_faces_in_the_collection(
+    rekognition, collection_id, make_faces
+):
     faces = make_faces(collection_id, 2)
     rekognition.create_user(CollectionId=collection_id, UserId="alice")
-    rekognition.associate_faces(CollectionId=collection_id, UserId="alice", FaceIds=faces)
+    rekognition.associate_faces(
+        CollectionId=collection_id, UserId="alice", FaceIds=faces
+    )
 
     assert set(rekognition.delete_user(CollectionId=collection_id, UserId="alice")) == {
         "ResponseMetadata"

@@ -58,7 +58,9 @@ def client(
     return service_client(service, region_name=settings.region, config=config)
 
 
-def service_client(service: Service, *, region_name: str, config: Config | None = None) -> Any:
+def service_client(
+    service: Service, *, region_name: str, config: Config | None = None
+) -> Any:
     """A boto3 Rekognition client bound to an existing service core."""
     handler = WireHandler(service)
     session = boto3.session.Session(
@@ -69,14 +71,18 @@ def service_client(service: Service, *, region_name: str, config: Config | None 
     rekognition = session.client("rekognition", endpoint_url=_ENDPOINT, config=config)
 
     def send(request: AWSPreparedRequest, **_: Any) -> AWSResponse:
-        headers = {name.lower(): _text(value) for name, value in request.headers.items()}
+        headers = {
+            name.lower(): _text(value) for name, value in request.headers.items()
+        }
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
         elif not isinstance(body, bytes):
             body = body.read()
         answer = handler.handle(headers, body)
-        return AWSResponse(request.url, answer.status, answer.headers, _RawBody(answer.body))
+        return AWSResponse(
+            request.url, answer.status, answer.headers, _RawBody(answer.body)
+        )
 
     rekognition.meta.events.register("before-send.rekognition", send)
     return rekognition

@@ -33,21 +33,32 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rekollect", description="A self-hosted Amazon Rekognition face collection service."
+        prog="rekollect",
+        description="A self-hosted Amazon Rekognition face collection service.",
     )
-    parser.add_argument("--version", action="version", version=f"rekollect {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"rekollect {__version__}"
+    )
     commands = parser.add_subparsers(dest="command")
 
     serve = commands.add_parser("serve", help="run the HTTP server")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
-        "--port", type=int, default=DEFAULT_PORT,
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
         help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
     )
     serve.add_argument("--data-dir", help="where the embedded database lives")
-    serve.add_argument("--database-url", help="a SQLAlchemy URL instead of the embedded store")
+    serve.add_argument(
+        "--database-url", help="a SQLAlchemy URL instead of the embedded store"
+    )
     serve.add_argument("--account-id", help="12-digit account id used in ARNs")
-    serve.add_argument("--region", help="region for unsigned requests (default us-east-1)")
+    serve.add_argument(
+        "--region", help="region for unsigned requests (default us-east-1)"
+    )
     serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
@@ -63,22 +74,32 @@ def _serve(args: argparse.Namespace) -> int:
     from rekollect.storage import open_database
 
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     settings = load_settings(
-        args.data_dir, database_url=args.database_url, account_id=args.account_id,
+        args.data_dir,
+        database_url=args.database_url,
+        account_id=args.account_id,
         region=args.region,
     )
     database = open_database(settings.database_url)
-    service = Service(database, account_id=settings.account_id, default_region=settings.region)
+    service = Service(
+        database, account_id=settings.account_id, default_region=settings.region
+    )
 
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
     host, port = sock.getsockname()[:2]
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    _announce(url, settings.data_dir if not args.database_url else None, database.url,
-              settings.account_id, settings.region)
+    _announce(
+        url,
+        settings.data_dir if not args.database_url else None,
+        database.url,
+        settings.account_id,
+        settings.region,
+    )
 
     config = uvicorn.Config(
         create_app(service), log_level=args.log_level, access_log=False, log_config=None
@@ -87,13 +108,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _announce(url: str, data_dir: object, database_url: str, account: str, region: str) -> None:
+def _announce(
+    url: str, data_dir: object, database_url: str, account: str, region: str
+) -> None:
     where = f"{data_dir} ({database_url})" if data_dir else database_url
     logger.info("rekollect %s listening on %s", __version__, url)
     logger.info("data: %s", where)
-    logger.info("account %s, default region %s; signatures are not verified", account, region)
+    logger.info(
+        "account %s, default region %s; signatures are not verified", account, region
+    )
     logger.info(
         "boto3: boto3.client('rekognition', endpoint_url='%s', region_name='%s', "
-        "aws_access_key_id='x', aws_secret_access_key='x')", url, region,
+        "aws_access_key_id='x', aws_secret_access_key='x')",
+        url,
+        region,
     )
     logger.info("aws CLI: aws rekognition list-collections --endpoint-url %s", url)

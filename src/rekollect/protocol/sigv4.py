@@ -49,10 +49,13 @@ def parse_authorization(header: str) -> Credential:
                 " key=value."
             )
         fields[key] = value
-    missing = [k for k in ("Credential", "SignedHeaders", "Signature") if k not in fields]
+    missing = [
+        k for k in ("Credential", "SignedHeaders", "Signature") if k not in fields
+    ]
     if missing:
         raise IncompleteSignatureException(
-            "Authorization header requires " + ", ".join(f"'{k}'" for k in missing)
+            "Authorization header requires "
+            + ", ".join(f"'{k}'" for k in missing)
             + " parameters."
         )
 

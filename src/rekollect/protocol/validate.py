@@ -142,11 +142,17 @@ def _string(shape: Shape, value: Any, path: str, out: list[Violation]) -> Any:
     enum = shape.metadata.get("enum")
     if enum and value not in enum:
         allowed = ", ".join(enum)
-        out.append(Violation(path, value, f"Member must satisfy enum value set: [{allowed}]"))
+        out.append(
+            Violation(path, value, f"Member must satisfy enum value set: [{allowed}]")
+        )
     pattern = shape.metadata.get("pattern")
     if pattern and not _compiled(pattern).fullmatch(value):
         out.append(
-            Violation(path, value, f"Member must satisfy regular expression pattern: {pattern}")
+            Violation(
+                path,
+                value,
+                f"Member must satisfy regular expression pattern: {pattern}",
+            )
         )
     return value
 
@@ -204,29 +210,41 @@ def _map(shape: Shape, value: Any, path: str, out: list[Violation]) -> Any:
         _value(shape.key, key, path, key_errors)
         for error in key_errors:
             out.append(
-                Violation(path, key, f"Map keys must satisfy constraint: [{error.constraint}]")
+                Violation(
+                    path, key, f"Map keys must satisfy constraint: [{error.constraint}]"
+                )
             )
         item_errors: list[Violation] = []
         clean[key] = _value(shape.value, item, path, item_errors)
         for error in item_errors:
             out.append(
                 Violation(
-                    path, item, f"Map values must satisfy constraint: [{error.constraint}]"
+                    path,
+                    item,
+                    f"Map values must satisfy constraint: [{error.constraint}]",
                 )
             )
     return clean
 
 
-def _length(shape: Shape, size: int, value: Any, path: str, out: list[Violation]) -> None:
+def _length(
+    shape: Shape, size: int, value: Any, path: str, out: list[Violation]
+) -> None:
     maximum = shape.metadata.get("max")
     minimum = shape.metadata.get("min")
     if maximum is not None and size > maximum:
         out.append(
-            Violation(path, value, f"Member must have length less than or equal to {maximum}")
+            Violation(
+                path, value, f"Member must have length less than or equal to {maximum}"
+            )
         )
     if minimum is not None and size < minimum:
         out.append(
-            Violation(path, value, f"Member must have length greater than or equal to {minimum}")
+            Violation(
+                path,
+                value,
+                f"Member must have length greater than or equal to {minimum}",
+            )
         )
 
 
@@ -235,11 +253,17 @@ def _range(shape: Shape, number: float, path: str, out: list[Violation]) -> None
     minimum = shape.metadata.get("min")
     if maximum is not None and number > maximum:
         out.append(
-            Violation(path, number, f"Member must have value less than or equal to {maximum}")
+            Violation(
+                path, number, f"Member must have value less than or equal to {maximum}"
+            )
         )
     if minimum is not None and number < minimum:
         out.append(
-            Violation(path, number, f"Member must have value greater than or equal to {minimum}")
+            Violation(
+                path,
+                number,
+                f"Member must have value greater than or equal to {minimum}",
+            )
         )
 
 

@@ -116,7 +116,11 @@ class WireHandler:
         return Scope(self.service.account_id, region)
 
     def _call(
-        self, operation: OperationModel, scope: Scope, params: dict[str, Any], request_id: str
+        self,
+        operation: OperationModel,
+        scope: Scope,
+        params: dict[str, Any],
+        request_id: str,
     ) -> WireResponse:
         implementation = OPERATIONS.get(operation.name)
         if implementation is None:
@@ -176,7 +180,9 @@ def _decode(body: bytes) -> Any:
     try:
         return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
-        raise SerializationException(f"The request body is not valid JSON: {error}") from None
+        raise SerializationException(
+            f"The request body is not valid JSON: {error}"
+        ) from None
 
 
 def _reject_constant(name: str) -> Any:

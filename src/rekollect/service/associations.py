@@ -45,7 +45,9 @@ def associate_faces(
     100 faces fails as a whole with ServiceQuotaExceededException.
     """
     threshold = (
-        DEFAULT_USER_MATCH_THRESHOLD if user_match_threshold is None else user_match_threshold
+        DEFAULT_USER_MATCH_THRESHOLD
+        if user_match_threshold is None
+        else user_match_threshold
     )
     params = {
         "CollectionId": collection_id,
@@ -133,7 +135,13 @@ def disassociate_faces(
 
     with svc.database.write() as conn:
         return run_once(
-            svc, conn, scope, "DisassociateFaces", client_request_token, params, disassociate
+            svc,
+            conn,
+            scope,
+            "DisassociateFaces",
+            client_request_token,
+            params,
+            disassociate,
         )
 
 

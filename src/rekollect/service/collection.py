@@ -33,7 +33,11 @@ def require_collection(
 
 
 def create_collection(
-    svc: Service, scope: Scope, *, collection_id: str, tags: dict[str, str] | None = None
+    svc: Service,
+    scope: Scope,
+    *,
+    collection_id: str,
+    tags: dict[str, str] | None = None,
 ) -> Result:
     """Create an empty collection bound to the current face model version.
 
@@ -89,7 +93,9 @@ def list_collections(
     """Collection ids in creation order, with their model versions alongside."""
     limit = max_results or DEFAULT_PAGE_SIZE
     binding = [scope.account_id, scope.region]
-    after = svc.signer.position(next_token, "ListCollections", binding) if next_token else 0
+    after = (
+        svc.signer.position(next_token, "ListCollections", binding) if next_token else 0
+    )
     with svc.database.read() as conn:
         page = repo.list_collections(conn, scope, int(after), limit + 1)
 
@@ -98,7 +104,9 @@ def list_collections(
         "FaceModelVersions": [c.face_model_version for c in page[:limit]],
     }
     if len(page) > limit:
-        result["NextToken"] = svc.signer.issue("ListCollections", binding, page[limit - 1].pk)
+        result["NextToken"] = svc.signer.issue(
+            "ListCollections", binding, page[limit - 1].pk
+        )
     return result
 
 

@@ -108,7 +108,9 @@ def delete_faces(
                 )
             else:
                 deleted.append(face)
-        repo.delete_faces(conn, collection.pk, [face.pk for face in deleted], svc.clock())
+        repo.delete_faces(
+            conn, collection.pk, [face.pk for face in deleted], svc.clock()
+        )
 
     return {
         "DeletedFaces": [face.face_id for face in deleted],

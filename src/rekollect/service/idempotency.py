@@ -60,7 +60,11 @@ def run_once(
 
     result = run(conn)
     put_idempotency_record(
-        conn, scope, operation, token, IdempotencyRecord(digest, json.dumps(result), now)
+        conn,
+        scope,
+        operation,
+        token,
+        IdempotencyRecord(digest, json.dumps(result), now),
     )
     _purge_now_and_then(svc, conn, now)
     return result

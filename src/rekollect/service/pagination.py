@@ -27,7 +27,9 @@ class TokenSigner:
 
     def issue(self, operation: str, binding: Any, position: Any) -> str:
         """A token that resumes `operation` for `binding` after `position`."""
-        payload = json.dumps([operation, _digest(binding), position], separators=(",", ":"))
+        payload = json.dumps(
+            [operation, _digest(binding), position], separators=(",", ":")
+        )
         body = _b64(payload.encode())
         return f"{body}.{_b64(self._mac(body))}"
 

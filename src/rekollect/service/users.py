@@ -83,7 +83,9 @@ def delete_user(
         return {}
 
     with svc.database.write() as conn:
-        return run_once(svc, conn, scope, "DeleteUser", client_request_token, params, delete)
+        return run_once(
+            svc, conn, scope, "DeleteUser", client_request_token, params, delete
+        )
 
 
 def list_users(

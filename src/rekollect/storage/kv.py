@@ -38,7 +38,11 @@ def get_idempotency_record(
 
 
 def put_idempotency_record(
-    conn: Connection, scope: Scope, operation: str, token: str, record: IdempotencyRecord
+    conn: Connection,
+    scope: Scope,
+    operation: str,
+    token: str,
+    record: IdempotencyRecord,
 ) -> None:
     conn.execute(delete(idempotency_records).where(*_key(scope, operation, token)))
     conn.execute(

@@ -51,14 +51,16 @@ def insert_collection(
     conn: Connection, scope: Scope, collection_id: str, model_version: str, now: float
 ) -> Collection:
     pk = conn.execute(
-        insert(collections).values(
+        insert(collections)
+        .values(
             account_id=scope.account_id,
             region=scope.region,
             collection_id=collection_id,
             face_model_version=model_version,
             created_at=now,
         )
-    ).inserted_primary_key[0]
+        .returning(collections.c.pk)
+    ).scalar_one()
     return Collection(pk, collection_id, model_version, now)
 
 
@@ -125,7 +127,10 @@ def put_tags(conn: Connection, collection_pk: int, tags: dict[str, str]) -> None
     remove_tags(conn, collection_pk, tags)
     conn.execute(
         insert(collection_tags),
-        [{"collection_pk": collection_pk, "key": k, "value": v} for k, v in tags.items()],
+        [
+            {"collection_pk": collection_pk, "key": k, "value": v}
+            for k, v in tags.items()
+        ],
     )
 
 
@@ -168,7 +173,9 @@ def get_user(
 
 def insert_user(conn: Connection, collection_pk: int, user_id: str, now: float) -> None:
     conn.execute(
-        insert(users).values(collection_pk=collection_pk, user_id=user_id, created_at=now)
+        insert(users).values(
+            collection_pk=collection_pk, user_id=user_id, created_at=now
+        )
     )
 
 
@@ -233,7 +240,10 @@ def list_faces(
     face_ids: Sequence[str] | None = None,
 ) -> list[Face]:
     """Faces in ascending face id order, optionally of one user or among some ids."""
-    conditions = [faces.c.collection_pk == collection_pk, faces.c.face_id > after_face_id]
+    conditions = [
+        faces.c.collection_pk == collection_pk,
+        faces.c.face_id > after_face_id,
+    ]
     if user_pk is not None:
         conditions.append(faces.c.user_pk == user_pk)
     if face_ids is not None:
@@ -288,9 +298,10 @@ def insert_faces(
     conn: Connection, collection_pk: int, new_faces: Sequence[NewFace], now: float
 ) -> list[int]:
     """Store faces and log each addition; returns their primary keys in order."""
-    pks = []
-    for face in new_faces:
-        values = {
+    if not new_faces:
+        return []
+    rows = [
+        {
             "collection_pk": collection_pk,
             "face_id": face.face_id,
             "image_id": face.image_id,
@@ -305,7 +316,10 @@ def insert_faces(
             "embedding_dim": int(face.embedding.shape[0]),
             "created_at": now,
         }
-        pks.append(conn.execute(insert(faces).values(**values)).inserted_primary_key[0])
+        for face in new_faces
+    ]
+    statement = insert(faces).returning(faces.c.pk, sort_by_parameter_order=True)
+    pks = list(conn.execute(statement, rows).scalars())
     _log_changes(conn, collection_pk, pks, "add", now)
     return pks
 
@@ -319,14 +333,22 @@ def delete_faces(
 
 
 def _log_changes(
-    conn: Connection, collection_pk: int, face_pks: Sequence[int], change: str, now: float
+    conn: Connection,
+    collection_pk: int,
+    face_pks: Sequence[int],
+    change: str,
+    now: float,
 ) -> None:
     if face_pks:
         conn.execute(
             insert(face_changes),
             [
-                {"collection_pk": collection_pk, "face_pk": pk, "change": change,
-                 "changed_at": now}
+                {
+                    "collection_pk": collection_pk,
+                    "face_pk": pk,
+                    "change": change,
+                    "changed_at": now,
+                }
                 for pk in face_pks
             ],
         )
