@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from rekollect.errors import UnknownOperationException
 from rekollect.server.wire import WireHandler, WireResponse
 from rekollect.service import Service
 
@@ -37,7 +38,20 @@ def create_app(service: Service) -> Starlette:
         answer = await run_in_threadpool(handler.handle, headers, bytes(body))
         return _response(answer)
 
-    return Starlette(routes=[Route("/", rekognition, methods=["POST"])])
+    async def elsewhere(request: Request, exc: Exception) -> Response:
+        # Only `POST /` is the API; answer anything else in the same error format.
+        error = UnknownOperationException(
+            f"{request.method} {request.url.path} is not an operation of this service; "
+            "send POST / with an X-Amz-Target header."
+        )
+        answer = handler.error(error)
+        status = getattr(exc, "status_code", 404)
+        return Response(answer.body, status_code=status, headers=answer.headers)
+
+    return Starlette(
+        routes=[Route("/", rekognition, methods=["POST"])],
+        exception_handlers={404: elsewhere, 405: elsewhere},
+    )
 
 
 def _response(answer: WireResponse) -> Response:

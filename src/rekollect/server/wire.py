@@ -78,7 +78,19 @@ class WireHandler:
                 f"The request body of {size} bytes exceeds the {limit} bytes a request "
                 "can take."
             )
-        return self._error(str(uuid.uuid4()), error)
+        return self.error(error)
+
+    def error(self, error: ServiceError, request_id: str | None = None) -> WireResponse:
+        """The AWS error body and headers for `error`."""
+        request_id = request_id or str(uuid.uuid4())
+        body = {
+            "__type": error.code,
+            "Code": error.code,
+            "Message": error.message,
+            "Logref": request_id,
+        }
+        headers = _headers(request_id) | {"x-amzn-ErrorType": error.code}
+        return WireResponse(error.status_code, headers, json.dumps(body).encode())
 
     def handle(self, headers: Mapping[str, str], body: bytes) -> WireResponse:
         """Answer one request; `headers` must have lower-case names."""
@@ -93,10 +105,10 @@ class WireHandler:
             params = validate(operation.input_shape, _decode(body))
             response = self._call(operation, scope, params, request_id)
         except ServiceError as error:
-            response = self._error(request_id, error)
+            response = self.error(error, request_id)
         except Exception:
             logger.exception("Request %s (%s) failed", request_id, target)
-            response = self._error(request_id, InternalServerError())
+            response = self.error(InternalServerError(), request_id)
 
         logger.info(
             "%s %s collection=%s status=%d %.1fms",
@@ -132,16 +144,6 @@ class WireHandler:
         result = implementation(self.service, scope, **kwargs)
         body = json.dumps(encode(operation.output_shape, result), separators=(",", ":"))
         return WireResponse(200, _headers(request_id), body.encode())
-
-    def _error(self, request_id: str, error: ServiceError) -> WireResponse:
-        body = {
-            "__type": error.code,
-            "Code": error.code,
-            "Message": error.message,
-            "Logref": request_id,
-        }
-        headers = _headers(request_id) | {"x-amzn-ErrorType": error.code}
-        return WireResponse(error.status_code, headers, json.dumps(body).encode())
 
 
 def _headers(request_id: str) -> dict[str, str]:
