@@ -105,10 +105,14 @@ def give(client: Any, collection: str, user_id: str, face_ids: list[str]) -> Non
 # Collections
 
 
-def test_collection_lifecycle_prints_what_aws_prints(server, client, make_faces, tmp_path):
+def test_collection_lifecycle_prints_what_aws_prints(
+    server, client, make_faces, tmp_path
+):
     name = unique_name()
     try:
-        created = aws("create-collection", "--collection-id", name, server=server, home=tmp_path)
+        created = aws(
+            "create-collection", "--collection-id", name, server=server, home=tmp_path
+        )
         assert created.returncode == 0, created
         assert created.json == {
             "StatusCode": 200,
@@ -140,12 +144,18 @@ def test_collection_lifecycle_prints_what_aws_prints(server, client, make_faces,
         assert versions[ids.index(name)] == "1.0"
         assert "NextToken" not in listed.json
 
-        deleted = aws("delete-collection", "--collection-id", name, server=server, home=tmp_path)
+        deleted = aws(
+            "delete-collection", "--collection-id", name, server=server, home=tmp_path
+        )
         assert deleted.returncode == 0, deleted
         assert deleted.json == {"StatusCode": 200}
 
-        gone = aws("describe-collection", "--collection-id", name, server=server, home=tmp_path)
-        assert name in cli_error(gone, "ResourceNotFoundException", "DescribeCollection")
+        gone = aws(
+            "describe-collection", "--collection-id", name, server=server, home=tmp_path
+        )
+        assert name in cli_error(
+            gone, "ResourceNotFoundException", "DescribeCollection"
+        )
         assert name not in client.list_collections(MaxResults=4096)["CollectionIds"]
     finally:
         try:
@@ -157,7 +167,9 @@ def test_collection_lifecycle_prints_what_aws_prints(server, client, make_faces,
 def test_invalid_collection_id_is_invalid_parameter_exception_naming_the_pattern(
     server, client, tmp_path
 ):
-    run = aws("create-collection", "--collection-id", "bad id!", server=server, home=tmp_path)
+    run = aws(
+        "create-collection", "--collection-id", "bad id!", server=server, home=tmp_path
+    )
     message = cli_error(run, "InvalidParameterException", "CreateCollection")
     assert "collectionId" in message
     assert COLLECTION_ID_PATTERN in message
@@ -174,7 +186,9 @@ def test_create_user_prints_nothing_and_list_users_shows_it_created(
     created = aws("create-user", *base, server=server, home=tmp_path)
     assert succeeded_silently(created), created
 
-    listed = aws("list-users", "--collection-id", collection, server=server, home=tmp_path)
+    listed = aws(
+        "list-users", "--collection-id", collection, server=server, home=tmp_path
+    )
     assert listed.returncode == 0, listed
     assert listed.json == {"Users": [{"UserId": "alice", "UserStatus": "CREATED"}]}
 
@@ -190,8 +204,13 @@ def test_create_user_twice_is_conflict_exception_and_keeps_the_user(
     give(client, collection, "alice", [face])
 
     again = aws(
-        "create-user", "--collection-id", collection, "--user-id", "alice",
-        server=server, home=tmp_path,
+        "create-user",
+        "--collection-id",
+        collection,
+        "--user-id",
+        "alice",
+        server=server,
+        home=tmp_path,
     )
     assert "alice" in cli_error(again, "ConflictException", "CreateUser")
     assert client.list_users(CollectionId=collection)["Users"] == [
@@ -229,15 +248,29 @@ def test_disassociate_faces_reports_each_face_by_whom_it_belongs_to(
     give(client, collection, "bob", [bobs])
 
     run = aws(
-        "disassociate-faces", "--collection-id", collection, "--user-id", "alice",
-        "--face-ids", mine[0], loose, bobs, unknown, mine[0],
-        server=server, home=tmp_path,
+        "disassociate-faces",
+        "--collection-id",
+        collection,
+        "--user-id",
+        "alice",
+        "--face-ids",
+        mine[0],
+        loose,
+        bobs,
+        unknown,
+        mine[0],
+        server=server,
+        home=tmp_path,
     )
     assert run.returncode == 0, run
     assert run.json == {
         "DisassociatedFaces": [{"FaceId": mine[0]}],
         "UnsuccessfulFaceDisassociations": [
-            {"FaceId": bobs, "UserId": "bob", "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]},
+            {
+                "FaceId": bobs,
+                "UserId": "bob",
+                "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"],
+            },
             {"FaceId": unknown, "Reasons": ["FACE_NOT_FOUND"]},
         ],
         "UserStatus": "UPDATING",
@@ -284,14 +317,30 @@ def test_disassociate_faces_of_missing_user_or_collection_is_resource_not_found(
     missing = unique_name("missing")
 
     no_user = aws(
-        "disassociate-faces", "--collection-id", collection, "--user-id", "nobody",
-        "--face-ids", face, server=server, home=tmp_path,
+        "disassociate-faces",
+        "--collection-id",
+        collection,
+        "--user-id",
+        "nobody",
+        "--face-ids",
+        face,
+        server=server,
+        home=tmp_path,
     )
-    assert "nobody" in cli_error(no_user, "ResourceNotFoundException", "DisassociateFaces")
+    assert "nobody" in cli_error(
+        no_user, "ResourceNotFoundException", "DisassociateFaces"
+    )
 
     no_collection = aws(
-        "disassociate-faces", "--collection-id", missing, "--user-id", "alice",
-        "--face-ids", face, server=server, home=tmp_path,
+        "disassociate-faces",
+        "--collection-id",
+        missing,
+        "--user-id",
+        "alice",
+        "--face-ids",
+        face,
+        server=server,
+        home=tmp_path,
     )
     message = cli_error(no_collection, "ResourceNotFoundException", "DisassociateFaces")
     assert missing in message
@@ -324,8 +373,13 @@ def test_client_request_token_repeats_the_first_disassociate_faces_response(
     assert again.json == first.json
 
     other = aws(*base, "--face-ids", second_face, server=server, home=tmp_path)
-    message = cli_error(other, "IdempotentParameterMismatchException", "DisassociateFaces")
-    assert message == f"The ClientRequestToken: {token} you have supplied is already in use."
+    message = cli_error(
+        other, "IdempotentParameterMismatchException", "DisassociateFaces"
+    )
+    assert (
+        message
+        == f"The ClientRequestToken: {token} you have supplied is already in use."
+    )
     assert owners(client, collection) == {first_face: None, second_face: "alice"}
 
 
@@ -342,20 +396,38 @@ def test_associate_faces_reports_unknown_faces_and_faces_of_other_users(
     give(client, collection, "bob", [bobs])
 
     run = aws(
-        "associate-faces", "--collection-id", collection, "--user-id", "alice",
-        "--face-ids", mine[0], unknown, bobs, mine[1], mine[0],
-        server=server, home=tmp_path,
+        "associate-faces",
+        "--collection-id",
+        collection,
+        "--user-id",
+        "alice",
+        "--face-ids",
+        mine[0],
+        unknown,
+        bobs,
+        mine[1],
+        mine[0],
+        server=server,
+        home=tmp_path,
     )
     assert run.returncode == 0, run
     assert run.json == {
         "AssociatedFaces": [{"FaceId": mine[0]}, {"FaceId": mine[1]}],
         "UnsuccessfulFaceAssociations": [
             {"FaceId": unknown, "Reasons": ["FACE_NOT_FOUND"]},
-            {"FaceId": bobs, "UserId": "bob", "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]},
+            {
+                "FaceId": bobs,
+                "UserId": "bob",
+                "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"],
+            },
         ],
         "UserStatus": "UPDATING",
     }
-    assert owners(client, collection) == {mine[0]: "alice", mine[1]: "alice", bobs: "bob"}
+    assert owners(client, collection) == {
+        mine[0]: "alice",
+        mine[1]: "alice",
+        bobs: "bob",
+    }
 
 
 def test_associate_faces_of_another_person_is_low_match_confidence_unless_threshold_allows(
@@ -380,8 +452,14 @@ def test_associate_faces_of_another_person_is_low_match_confidence_unless_thresh
 
     # A face already alice's is silently ignored.
     allowed = aws(
-        *base, "--face-ids", stranger, first, "--user-match-threshold", "0",
-        server=server, home=tmp_path,
+        *base,
+        "--face-ids",
+        stranger,
+        first,
+        "--user-match-threshold",
+        "0",
+        server=server,
+        home=tmp_path,
     )
     assert allowed.returncode == 0, allowed
     assert allowed.json == {
@@ -389,7 +467,11 @@ def test_associate_faces_of_another_person_is_low_match_confidence_unless_thresh
         "UnsuccessfulFaceAssociations": [],
         "UserStatus": "UPDATING",
     }
-    assert owners(client, collection) == {first: "alice", second: "alice", stranger: "alice"}
+    assert owners(client, collection) == {
+        first: "alice",
+        second: "alice",
+        stranger: "alice",
+    }
 
 
 # ListFaces
@@ -402,20 +484,36 @@ def test_list_faces_of_one_user_and_as_text_with_a_query(
     give(client, collection, "alice", five[:2])
 
     alices = aws(
-        "list-faces", "--collection-id", collection, "--user-id", "alice",
-        server=server, home=tmp_path,
+        "list-faces",
+        "--collection-id",
+        collection,
+        "--user-id",
+        "alice",
+        server=server,
+        home=tmp_path,
     )
     assert alices.returncode == 0, alices
     assert [face["FaceId"] for face in alices.json["Faces"]] == sorted(five[:2])
     for face in alices.json["Faces"]:
         assert face["UserId"] == "alice"
-        assert set(face) >= {"BoundingBox", "ImageId", "Confidence", "IndexFacesModelVersion"}
+        assert set(face) >= {
+            "BoundingBox",
+            "ImageId",
+            "Confidence",
+            "IndexFacesModelVersion",
+        }
     assert alices.json["FaceModelVersion"] == "1.0"
     assert "NextToken" not in alices.json
 
     text = aws(
-        "list-faces", "--collection-id", collection, "--query", "Faces[].FaceId",
-        server=server, home=tmp_path, output="text",
+        "list-faces",
+        "--collection-id",
+        collection,
+        "--query",
+        "Faces[].FaceId",
+        server=server,
+        home=tmp_path,
+        output="text",
     )
     assert text.returncode == 0, text
     assert text.stdout.split() == sorted(five)
@@ -433,13 +531,21 @@ def test_list_faces_follows_next_token_unless_told_not_to(
     assert "NextToken" not in paged.json
     assert paged.stderr.count("Making request for OperationModel(name=ListFaces)") == 3
 
-    first = aws(*base, "--page-size", "2", "--max-items", "2", server=server, home=tmp_path)
+    first = aws(
+        *base, "--page-size", "2", "--max-items", "2", server=server, home=tmp_path
+    )
     assert first.returncode == 0, first
     assert [face["FaceId"] for face in first.json["Faces"]] == five[:2]
     token = first.json["NextToken"]
 
     rest = aws(
-        *base, "--page-size", "2", "--starting-token", token, server=server, home=tmp_path
+        *base,
+        "--page-size",
+        "2",
+        "--starting-token",
+        token,
+        server=server,
+        home=tmp_path,
     )
     assert rest.returncode == 0, rest
     assert [face["FaceId"] for face in rest.json["Faces"]] == five[2:]
@@ -460,23 +566,39 @@ def test_tag_untag_and_list_tags_on_the_arn_from_describe_collection(
     server, client, collection, tmp_path
 ):
     described = aws(
-        "describe-collection", "--collection-id", collection, server=server, home=tmp_path
+        "describe-collection",
+        "--collection-id",
+        collection,
+        server=server,
+        home=tmp_path,
     )
     arn = described.json["CollectionARN"]
 
     tagged = aws(
-        "tag-resource", "--resource-arn", arn, "--tags", "team=vision,env=test",
-        server=server, home=tmp_path,
+        "tag-resource",
+        "--resource-arn",
+        arn,
+        "--tags",
+        "team=vision,env=test",
+        server=server,
+        home=tmp_path,
     )
     assert succeeded_silently(tagged), tagged
 
-    listed = aws("list-tags-for-resource", "--resource-arn", arn, server=server, home=tmp_path)
+    listed = aws(
+        "list-tags-for-resource", "--resource-arn", arn, server=server, home=tmp_path
+    )
     assert listed.returncode == 0, listed
     assert listed.json == {"Tags": {"team": "vision", "env": "test"}}
 
     untagged = aws(
-        "untag-resource", "--resource-arn", arn, "--tag-keys", "env",
-        server=server, home=tmp_path,
+        "untag-resource",
+        "--resource-arn",
+        arn,
+        "--tag-keys",
+        "env",
+        server=server,
+        home=tmp_path,
     )
     assert succeeded_silently(untagged), untagged
     assert client.list_tags_for_resource(ResourceArn=arn)["Tags"] == {"team": "vision"}
@@ -487,7 +609,9 @@ def test_tag_untag_and_list_tags_on_the_arn_from_describe_collection(
 
 def test_unsigned_requests_are_accepted(server, client, collection, tmp_path):
     base = ("--no-sign-request", "--collection-id", collection)
-    created = aws("create-user", *base, "--user-id", "alice", server=server, home=tmp_path)
+    created = aws(
+        "create-user", *base, "--user-id", "alice", server=server, home=tmp_path
+    )
     assert succeeded_silently(created), created
     assert client.list_users(CollectionId=collection)["Users"] == [
         {"UserId": "alice", "UserStatus": "CREATED"}
