@@ -1,6 +1,7 @@
 """Throughput and latency of AssociateFaces and DisassociateFaces, in-process and over HTTP.
 
     python bench/bench_associations.py [--seconds N] [--data-dir D] [--clients C]
+        [--workers N]
 
 Every measured call does real work: a pool of users is built up front, each with one
 anchor face that never moves and ten faces that the benchmark moves. A measurement of
@@ -16,7 +17,8 @@ Paths, all in the same run and on the same data:
 - boto3 in-process: `rekollect.client(...)`, boto3 with a `before-send` hook;
 - boto3 HTTP: a boto3 client against `python -m rekollect serve`;
 - raw HTTP: pre-built requests on keep-alive sockets from 1 and from C client
-  processes, so the figure is the server's, not the client's.
+  processes, so the figure is the server's, not the client's; then C clients
+  against `serve --workers 2..N`.
 
 Figures are printed, never asserted.
 """
@@ -118,7 +120,9 @@ def new_face(embedding: np.ndarray) -> Any:
 # --- the pool ------------------------------------------------------------------------
 
 
-def build_pool(service: Any, collection_id: str, face_count: int, slots: int) -> list[Slot]:
+def build_pool(
+    service: Any, collection_id: str, face_count: int, slots: int
+) -> list[Slot]:
     """Users with one anchor face and ten moving faces, all associated, cut into slots."""
     from rekollect.service.associations import associate_faces
     from rekollect.service.faces import add_faces
@@ -136,7 +140,11 @@ def build_pool(service: Any, collection_id: str, face_count: int, slots: int) ->
         add_faces(service, scope, collection_id, faces)
         face_ids = [face.face_id for face in faces]
         associate_faces(
-            service, scope, collection_id=collection_id, user_id=user_id, face_ids=face_ids
+            service,
+            scope,
+            collection_id=collection_id,
+            user_id=user_id,
+            face_ids=face_ids,
         )
         moving = face_ids[1:]
         for start in range(0, len(moving), face_count):
@@ -166,7 +174,9 @@ def check(operation: str, slots: Sequence[Slot], run: Run) -> None:
 # --- single-client paths -------------------------------------------------------------
 
 
-def sequential(send: Callable[[Any], Any], prepared: Sequence[Any], seconds: float) -> Run:
+def sequential(
+    send: Callable[[Any], Any], prepared: Sequence[Any], seconds: float
+) -> Run:
     """Send prepared requests one after another until `seconds` have passed."""
     latencies: list[float] = []
     answers: list[Any] = []
@@ -185,7 +195,10 @@ def sequential(send: Callable[[Any], Any], prepared: Sequence[Any], seconds: flo
 
 def wire_path(handler: Any, collection_id: str) -> Callable[..., Run]:
     def measure(operation: str, slots: Sequence[Slot], seconds: float) -> Run:
-        headers = {"x-amz-target": TARGET_PREFIX + operation, "content-type": CONTENT_TYPE}
+        headers = {
+            "x-amz-target": TARGET_PREFIX + operation,
+            "content-type": CONTENT_TYPE,
+        }
         bodies = [request_body(collection_id, operation, slot) for slot in slots]
         run = sequential(lambda body: handler.handle(headers, body), bodies, seconds)
         run.answers = [json.loads(answer.body) for answer in run.answers]
@@ -196,9 +209,15 @@ def wire_path(handler: Any, collection_id: str) -> Callable[..., Run]:
 
 def boto3_path(client: Any, collection_id: str) -> Callable[..., Run]:
     def measure(operation: str, slots: Sequence[Slot], seconds: float) -> Run:
-        call = getattr(client, "disassociate_faces" if operation[0] == "D" else "associate_faces")
+        call = getattr(
+            client, "disassociate_faces" if operation[0] == "D" else "associate_faces"
+        )
         kwargs = [
-            {"CollectionId": collection_id, "UserId": s.user_id, "FaceIds": list(s.face_ids)}
+            {
+                "CollectionId": collection_id,
+                "UserId": s.user_id,
+                "FaceIds": list(s.face_ids),
+            }
             for s in slots
         ]
         return sequential(lambda request: call(**request), kwargs, seconds)
@@ -238,7 +257,9 @@ def _receive(sock: socket.socket) -> bytes:
     return chunk
 
 
-def load_client(port: int, requests: list[bytes], seconds: float, pipe: Connection) -> None:
+def load_client(
+    port: int, requests: list[bytes], seconds: float, pipe: Connection
+) -> None:
     """One client process: connect, wait for the start signal, send until time is up."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -263,8 +284,12 @@ def raw_http_path(port: int, clients: int, collection_id: str) -> Callable[..., 
     def measure(operation: str, slots: Sequence[Slot], seconds: float) -> Run:
         shares = [list(range(c, len(slots), clients)) for c in range(clients)]
         requests = [
-            [http_request(port, operation, request_body(collection_id, operation, slots[i]))
-             for i in share]
+            [
+                http_request(
+                    port, operation, request_body(collection_id, operation, slots[i])
+                )
+                for i in share
+            ]
             for share in shares
         ]
         results = _run_clients(port, requests, seconds)
@@ -286,7 +311,9 @@ def _run_clients(port: int, requests: list[list[bytes]], seconds: float) -> list
     pipes, processes = [], []
     for share in requests:
         parent, child = context.Pipe()
-        process = context.Process(target=load_client, args=(port, share, seconds, child))
+        process = context.Process(
+            target=load_client, args=(port, share, seconds, child)
+        )
         process.start()
         pipes.append(parent)
         processes.append(process)
@@ -305,29 +332,34 @@ def _run_clients(port: int, requests: list[list[bytes]], seconds: float) -> list
 
 
 @contextmanager
-def running_server(data_dir: Path, log_level: str) -> Iterator[tuple[int, int]]:
+def running_server(
+    data_dir: Path, log_level: str, workers: int = 1
+) -> Iterator[tuple[int, int]]:
     """`python -m rekollect serve` on a free port; yields its port and process id."""
     log_path = data_dir / "bench-server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "rekollect", "serve", "--port", "0",
-             "--data-dir", str(data_dir), "--log-level", log_level],
+             "--data-dir", str(data_dir), "--log-level", log_level,
+             "--workers", str(workers)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            yield _wait_for_port(process, log_path), process.pid
+            yield _wait_for_port(process, log_path, workers), process.pid
         finally:
             process.terminate()
             process.wait(timeout=10)
 
 
-def _wait_for_port(process: subprocess.Popen[bytes], log_path: Path) -> int:
+def _wait_for_port(
+    process: subprocess.Popen[bytes], log_path: Path, workers: int
+) -> int:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         text = log_path.read_text()
         match = _LISTENING.search(text)
-        if match and "Application startup complete" in text:
+        if match and text.count("Application startup complete") >= workers:
             return int(match.group(1))
         if process.poll() is not None:
             break
@@ -349,7 +381,9 @@ def measure_path(
     figures = []
     for face_count, pool in pools.items():
         for operation in OPERATIONS:  # warm caches and connections, untimed
-            check(operation, pool, measure(operation, pool[:WARMUP_SLOTS], float("inf")))
+            check(
+                operation, pool, measure(operation, pool[:WARMUP_SLOTS], float("inf"))
+            )
         taken = measure("DisassociateFaces", pool, seconds)
         check("DisassociateFaces", pool, taken)
         returned_slots = [pool[i] for i in sorted(taken.done)]
@@ -357,25 +391,21 @@ def measure_path(
         check("AssociateFaces", returned_slots, given)
         figures.append(_figure(name, "DisassociateFaces", face_count, clients, taken))
         figures.append(_figure(name, "AssociateFaces", face_count, clients, given))
-        print(f"  {name:<16} {face_count:>2} ids: {len(taken.done)} calls each", flush=True)
+        print(
+            f"  {name:<16} {face_count:>2} ids: {len(taken.done)} calls each",
+            flush=True,
+        )
     return figures
 
 
-def _figure(path: str, operation: str, face_count: int, clients: int, run: Run) -> Figure:
+def _figure(
+    path: str, operation: str, face_count: int, clients: int, run: Run
+) -> Figure:
     p50, p99 = np.percentile(np.array(run.latencies_s) * 1000, [50, 99])
     per_second = len(run.latencies_s) / run.elapsed_s
     return Figure(
         path, operation, face_count, clients, len(run.latencies_s), per_second, p50, p99
     )
-
-
-def run_benchmark(args: argparse.Namespace, data_dir: Path) -> list[Figure]:
-    import rekollect
-    from rekollect.server.wire import WireHandler
-
-    boto3_inprocess = rekollect.client(data_dir, region_name=REGION)
-    service = boto3_inprocess.meta.events._emitter._handlers  # noqa: F841  (kept simple below)
-    return []  # replaced below
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -404,15 +434,25 @@ def collect(args: argparse.Namespace, data_dir: Path) -> list[Figure]:
     create_collection(service, scope, collection_id=collection_id)
     try:
         started = time.perf_counter()
-        pools = {k: build_pool(service, collection_id, k, args.slots) for k in FACE_COUNTS}
+        pools = {
+            k: build_pool(service, collection_id, k, args.slots) for k in FACE_COUNTS
+        }
         print(f"set-up: {time.perf_counter() - started:.1f}s", flush=True)
 
         figures = measure_path(
-            "wire", 1, wire_path(WireHandler(service), collection_id), pools, args.seconds
+            "wire",
+            1,
+            wire_path(WireHandler(service), collection_id),
+            pools,
+            args.seconds,
         )
         inprocess = rekollect.client(data_dir, region_name=REGION)
         figures += measure_path(
-            "boto3 in-process", 1, boto3_path(inprocess, collection_id), pools, args.seconds
+            "boto3 in-process",
+            1,
+            boto3_path(inprocess, collection_id),
+            pools,
+            args.seconds,
         )
         with running_server(data_dir, args.log_level) as (port, _pid):
             http = boto3.client(
@@ -430,6 +470,15 @@ def collect(args: argparse.Namespace, data_dir: Path) -> list[Figure]:
                     f"raw HTTP x{clients}",
                     clients,
                     raw_http_path(port, clients, collection_id),
+                    pools,
+                    args.seconds,
+                )
+        for workers in range(2, args.workers + 1):
+            with running_server(data_dir, args.log_level, workers) as (port, _pid):
+                figures += measure_path(
+                    f"raw HTTP x{args.clients}, {workers} workers",
+                    args.clients,
+                    raw_http_path(port, args.clients, collection_id),
                     pools,
                     args.seconds,
                 )
@@ -482,24 +531,36 @@ def _overheads(figures: list[Figure]) -> list[tuple[str, ...]]:
             wire = by_key[("wire", operation, face_count)].p50_ms
             http = by_key[("raw HTTP x1", operation, face_count)].p50_ms
             rows.append(
-                (operation, str(face_count), f"{wire:.2f}", f"{http:.2f}", f"{http - wire:.2f}")
+                (
+                    operation,
+                    str(face_count),
+                    f"{wire:.2f}",
+                    f"{http:.2f}",
+                    f"{http - wire:.2f}",
+                )
             )
     return rows
 
 
-def _targets(figures: list[Figure], overheads: list[tuple[str, ...]], clients: int) -> None:
-    [loaded] = [
-        f
-        for f in figures
-        if f.path == f"raw HTTP x{clients}"
-        and f.operation == "DisassociateFaces"
-        and f.face_count == 10
-    ]
+def _targets(
+    figures: list[Figure], overheads: list[tuple[str, ...]], clients: int
+) -> None:
+    loaded = max(
+        (
+            f
+            for f in figures
+            if f.path.startswith(f"raw HTTP x{clients}")
+            and f.operation == "DisassociateFaces"
+            and f.face_count == 10
+        ),
+        key=lambda f: f.per_second,
+    )
     worst = max(float(row[4]) for row in overheads)
     print()
     print(
-        f"target >= 1,000 DisassociateFaces/s over HTTP, 10 ids: {loaded.per_second:,.0f}/s "
-        f"with {clients} clients -> {'met' if loaded.per_second >= 1000 else 'NOT met'}"
+        "target >= 1,000 DisassociateFaces/s over HTTP, 10 ids: "
+        f"{loaded.per_second:,.0f}/s ({loaded.path}) -> "
+        f"{'met' if loaded.per_second >= 1000 else 'NOT met'}"
     )
     print(
         f"target < 1 ms p50 HTTP overhead: worst {worst:.2f} ms -> "
@@ -512,7 +573,10 @@ def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) ->
         from rich.console import Console
         from rich.table import Table
     except ImportError:
-        widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
+        widths = [
+            max(len(str(c)) for c in column)
+            for column in zip(headers, *rows, strict=True)
+        ]
         print(f"\n{title}")
         for row in (headers, ["-" * w for w in widths], *rows):
             print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
@@ -527,14 +591,29 @@ def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) ->
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="per measurement (3)")
-    parser.add_argument("--data-dir", help="where the store lives (default: a temp dir)")
-    parser.add_argument("--clients", type=int, default=4, help="load processes (4)")
     parser.add_argument(
-        "--slots", type=int, default=4000, help="calls a measurement may make at most (4000)"
+        "--seconds", type=float, default=3.0, help="per measurement (3)"
     )
     parser.add_argument(
-        "--log-level", default="info", help="the server's --log-level (info, as deployed)"
+        "--data-dir", help="where the store lives (default: a temp dir)"
+    )
+    parser.add_argument("--clients", type=int, default=4, help="load processes (4)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="also measure servers of 2..N worker processes (2)",
+    )
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=4000,
+        help="calls a measurement may make at most (4000)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        help="the server's --log-level (info, as deployed)",
     )
     return parser
 

@@ -33,6 +33,15 @@ class Settings:
     account_id: str
     region: str
 
+    def environment(self) -> dict[str, str]:
+        """These settings as `REKOLLECT_*` variables, for processes started later."""
+        return {
+            f"{ENV_PREFIX}DATA_DIR": str(self.data_dir),
+            f"{ENV_PREFIX}DATABASE_URL": self.database_url,
+            f"{ENV_PREFIX}ACCOUNT_ID": self.account_id,
+            f"{ENV_PREFIX}REGION": self.region,
+        }
+
 
 def load_settings(
     data_dir: str | os.PathLike[str] | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 
@@ -60,33 +61,42 @@ def _parser() -> argparse.ArgumentParser:
         "--region", help="region for unsigned requests (default us-east-1)"
     )
     serve.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="server processes sharing the port and the store (default 1)",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     serve.set_defaults(run=_serve)
     return parser
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
-    from rekollect.server.app import create_app
+    from rekollect.server.app import configure_logging, create_app
     from rekollect.service import Service
     from rekollect.storage import open_database
 
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    configure_logging(args.log_level)
     settings = load_settings(
         args.data_dir,
         database_url=args.database_url,
         account_id=args.account_id,
         region=args.region,
     )
+    # Migrate once, here, before any worker opens the store.
     database = open_database(settings.database_url)
-    service = Service(
-        database, account_id=settings.account_id, default_region=settings.region
-    )
 
     sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -101,10 +111,26 @@ def _serve(args: argparse.Namespace) -> int:
         settings.region,
     )
 
+    options = {"log_level": args.log_level, "access_log": False, "log_config": None}
+    if args.workers == 1:
+        service = Service(
+            database, account_id=settings.account_id, default_region=settings.region
+        )
+        uvicorn.Server(uvicorn.Config(create_app(service), **options)).run(
+            sockets=[sock]
+        )
+        return 0
+
+    # Worker processes are spawned: they build the app from these settings.
+    database.close()
+    os.environ.update(settings.environment() | {"REKOLLECT_LOG_LEVEL": args.log_level})
     config = uvicorn.Config(
-        create_app(service), log_level=args.log_level, access_log=False, log_config=None
+        "rekollect.server.app:create_app_from_environment",
+        factory=True,
+        workers=args.workers,
+        **options,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

@@ -65,6 +65,7 @@ def run_once(
         operation,
         token,
         IdempotencyRecord(digest, json.dumps(result), now),
+        replace=record is not None,
     )
     _purge_now_and_then(svc, conn, now)
     return result

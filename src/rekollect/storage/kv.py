@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from rekollect.storage.records import Scope
 from rekollect.storage.schema import idempotency_records, settings
@@ -26,12 +26,21 @@ class IdempotencyRecord:
     created_at: float
 
 
+_key = (
+    idempotency_records.c.account_id == bindparam("account_id"),
+    idempotency_records.c.region == bindparam("region"),
+    idempotency_records.c.operation == bindparam("operation"),
+    idempotency_records.c.token == bindparam("token"),
+)
+_get_record = select(idempotency_records).where(*_key)
+_delete_record = delete(idempotency_records).where(*_key)
+_insert_record = insert(idempotency_records)
+
+
 def get_idempotency_record(
     conn: Connection, scope: Scope, operation: str, token: str
 ) -> IdempotencyRecord | None:
-    row = conn.execute(
-        select(idempotency_records).where(*_key(scope, operation, token))
-    ).first()
+    row = conn.execute(_get_record, _key_values(scope, operation, token)).first()
     if row is None:
         return None
     return IdempotencyRecord(row.request_sha256, row.response, row.created_at)
@@ -43,18 +52,21 @@ def put_idempotency_record(
     operation: str,
     token: str,
     record: IdempotencyRecord,
+    *,
+    replace: bool = False,
 ) -> None:
-    conn.execute(delete(idempotency_records).where(*_key(scope, operation, token)))
+    """Store the record; `replace` removes an expired record of the same key first."""
+    key = _key_values(scope, operation, token)
+    if replace:
+        conn.execute(_delete_record, key)
     conn.execute(
-        insert(idempotency_records).values(
-            account_id=scope.account_id,
-            region=scope.region,
-            operation=operation,
-            token=token,
-            request_sha256=record.request_sha256,
-            response=record.response,
-            created_at=record.created_at,
-        )
+        _insert_record,
+        {
+            **key,
+            "request_sha256": record.request_sha256,
+            "response": record.response,
+            "created_at": record.created_at,
+        },
     )
 
 
@@ -65,10 +77,10 @@ def purge_idempotency_records(conn: Connection, older_than: float) -> int:
     return result.rowcount
 
 
-def _key(scope: Scope, operation: str, token: str) -> tuple:  # type: ignore[type-arg]
-    return (
-        idempotency_records.c.account_id == scope.account_id,
-        idempotency_records.c.region == scope.region,
-        idempotency_records.c.operation == operation,
-        idempotency_records.c.token == token,
-    )
+def _key_values(scope: Scope, operation: str, token: str) -> dict[str, str]:
+    return {
+        "account_id": scope.account_id,
+        "region": scope.region,
+        "operation": operation,
+        "token": token,
+    }

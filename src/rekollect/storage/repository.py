@@ -3,13 +3,26 @@
 The service layer decides what a request means; these functions only read and write
 rows. Locking reads use `FOR UPDATE`, which PostgreSQL honours and SQLite (where a
 write transaction already holds the database lock) leaves out.
+
+The statements on the hot path of every call are built once, with bound parameters,
+so SQLAlchemy compiles them once and each call only binds values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from rekollect.storage.records import (
     BoundingBox,
@@ -33,17 +46,25 @@ from rekollect.storage.schema import (
 # --- collections -------------------------------------------------------------------
 
 
+_get_collection = select(collections).where(
+    collections.c.account_id == bindparam("account_id"),
+    collections.c.region == bindparam("region"),
+    collections.c.collection_id == bindparam("collection_id"),
+)
+_get_collection_locked = _get_collection.with_for_update()
+
+
 def get_collection(
     conn: Connection, scope: Scope, collection_id: str, *, lock: bool = False
 ) -> Collection | None:
-    query = select(collections).where(
-        collections.c.account_id == scope.account_id,
-        collections.c.region == scope.region,
-        collections.c.collection_id == collection_id,
-    )
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(
+        _get_collection_locked if lock else _get_collection,
+        {
+            "account_id": scope.account_id,
+            "region": scope.region,
+            "collection_id": collection_id,
+        },
+    ).first()
     return _collection(row) if row else None
 
 
@@ -156,19 +177,21 @@ _face_count = (
 )
 
 
+_get_user = select(users.c.pk, users.c.user_id, _face_count).where(
+    users.c.collection_pk == bindparam("collection_pk"),
+    users.c.user_id == bindparam("user_id"),
+)
+_get_user_locked = _get_user.with_for_update(of=users)
+
+
 def get_user(
     conn: Connection, collection_pk: int, user_id: str, *, lock: bool = False
 ) -> User | None:
-    query = select(users.c.pk, users.c.user_id).where(
-        users.c.collection_pk == collection_pk, users.c.user_id == user_id
-    )
-    if lock:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
-    if row is None:
-        return None
-    count = conn.execute(select(func.count()).where(faces.c.user_pk == row.pk))
-    return User(row.pk, row.user_id, int(count.scalar_one()))
+    row = conn.execute(
+        _get_user_locked if lock else _get_user,
+        {"collection_pk": collection_pk, "user_id": user_id},
+    ).first()
+    return User(row.pk, row.user_id, row.face_count) if row else None
 
 
 def insert_user(conn: Connection, collection_pk: int, user_id: str, now: float) -> None:
@@ -216,18 +239,26 @@ _face_columns = (
 _faces_with_users = faces.outerjoin(users, faces.c.user_pk == users.c.pk)
 
 
+_get_faces = (
+    select(*_face_columns)
+    .select_from(_faces_with_users)
+    .where(
+        faces.c.collection_pk == bindparam("collection_pk"),
+        faces.c.face_id.in_(bindparam("face_ids", expanding=True)),
+    )
+)
+_get_faces_locked = _get_faces.with_for_update(of=faces)
+
+
 def get_faces(
     conn: Connection, collection_pk: int, face_ids: Sequence[str], *, lock: bool = False
 ) -> dict[str, Face]:
     """The faces of the collection among `face_ids`, by face id."""
-    query = (
-        select(*_face_columns)
-        .select_from(_faces_with_users)
-        .where(faces.c.collection_pk == collection_pk, faces.c.face_id.in_(face_ids))
+    rows = conn.execute(
+        _get_faces_locked if lock else _get_faces,
+        {"collection_pk": collection_pk, "face_ids": list(face_ids)},
     )
-    if lock:
-        query = query.with_for_update(of=faces)
-    return {row.face_id: _face(row) for row in conn.execute(query)}
+    return {row.face_id: _face(row) for row in rows}
 
 
 def list_faces(
@@ -258,15 +289,37 @@ def list_faces(
     return [_face(row) for row in rows]
 
 
+_user_embeddings = select(faces.c.embedding).where(
+    faces.c.user_pk == bindparam("user_pk")
+)
+_face_embeddings = select(faces.c.pk, faces.c.embedding).where(
+    faces.c.pk.in_(bindparam("face_pks", expanding=True))
+)
+_assign_faces = (
+    update(faces)
+    .where(
+        faces.c.pk.in_(bindparam("face_pks", expanding=True)),
+        faces.c.user_pk.is_(None),
+    )
+    .values(user_pk=bindparam("new_user_pk"))
+)
+_release_faces = (
+    update(faces)
+    .where(
+        faces.c.pk.in_(bindparam("face_pks", expanding=True)),
+        faces.c.user_pk == bindparam("old_user_pk"),
+    )
+    .values(user_pk=None)
+)
+
+
 def user_embeddings(conn: Connection, user_pk: int) -> list[Embedding]:
-    rows = conn.execute(select(faces.c.embedding).where(faces.c.user_pk == user_pk))
+    rows = conn.execute(_user_embeddings, {"user_pk": user_pk})
     return [embedding_from_bytes(row.embedding) for row in rows]
 
 
 def face_embeddings(conn: Connection, face_pks: Sequence[int]) -> dict[int, Embedding]:
-    rows = conn.execute(
-        select(faces.c.pk, faces.c.embedding).where(faces.c.pk.in_(face_pks))
-    )
+    rows = conn.execute(_face_embeddings, {"face_pks": list(face_pks)})
     return {row.pk: embedding_from_bytes(row.embedding) for row in rows}
 
 
@@ -274,24 +327,16 @@ def assign_faces(conn: Connection, face_pks: Sequence[int], user_pk: int) -> int
     """Give unowned faces to a user; returns how many changed hands."""
     if not face_pks:
         return 0
-    result = conn.execute(
-        update(faces)
-        .where(faces.c.pk.in_(face_pks), faces.c.user_pk.is_(None))
-        .values(user_pk=user_pk)
-    )
-    return result.rowcount
+    params = {"face_pks": list(face_pks), "new_user_pk": user_pk}
+    return conn.execute(_assign_faces, params).rowcount
 
 
 def release_faces(conn: Connection, face_pks: Sequence[int], user_pk: int) -> int:
     """Take faces away from a user; returns how many were the user's."""
     if not face_pks:
         return 0
-    result = conn.execute(
-        update(faces)
-        .where(faces.c.pk.in_(face_pks), faces.c.user_pk == user_pk)
-        .values(user_pk=None)
-    )
-    return result.rowcount
+    params = {"face_pks": list(face_pks), "old_user_pk": user_pk}
+    return conn.execute(_release_faces, params).rowcount
 
 
 def insert_faces(
