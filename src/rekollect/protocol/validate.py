@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from botocore.model import Shape
 
 from rekollect.errors import ImageTooLargeException, InvalidParameterException
 
+_SHOWN_VALUE_DEPTH = 8
 _SHOWN_VALUE_CHARS = 100
 _SHOWN_PER_CONSTRAINT = 2
 _LIST_INDEX = regex.compile(r"\.\d+\.")
@@ -278,11 +280,17 @@ def _join(path: str, member: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, list):
-        text = "[" + ", ".join(_show(item) for item in value) + "]"
+def _show(value: Any, depth: int = 0) -> str:
+    """The value as AWS quotes it in messages, shortened; deep nesting elided."""
+    if isinstance(value, list | dict) and depth >= _SHOWN_VALUE_DEPTH:
+        text = "[...]" if isinstance(value, list) else "{...}"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_show(item, depth + 1) for item in value) + "]"
     elif isinstance(value, dict):
-        text = "{" + ", ".join(f"{k}={_show(v)}" for k, v in value.items()) + "}"
+        items = (f"{k}={_show(v, depth + 1)}" for k, v in value.items())
+        text = "{" + ", ".join(items) + "}"
+    elif value is None or isinstance(value, bool):
+        text = json.dumps(value)  # null, true, false: as the client sent them
     else:
         text = str(value)
     if len(text) > _SHOWN_VALUE_CHARS:

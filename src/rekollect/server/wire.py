@@ -180,11 +180,14 @@ def _decode(body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        document = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
         raise SerializationException(
             f"The request body is not valid JSON: {error}"
         ) from None
+    if not isinstance(document, dict):
+        raise SerializationException("The request body must be a JSON object.")
+    return document
 
 
 def _reject_constant(name: str) -> Any:
