@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from synthetic import new_face, person_faces
+
 REGION = "us-east-1"
 TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -88,33 +90,6 @@ class Figure:
     per_second: float
     p50_ms: float
     p99_ms: float
-
-
-# --- made-up faces -----------------------------------------------------------------
-# The idea of tests/faces.py: a person is a random 128-D point and each face lies
-# about 0.3 from it, so faces of one person match (similarity above 99).
-
-DIMENSION = 128
-
-
-def person_faces(rng: np.random.Generator, count: int) -> np.ndarray:
-    center = rng.standard_normal(DIMENSION) / np.sqrt(2 * DIMENSION)
-    noise = rng.standard_normal((count, DIMENSION)) * 0.3 / np.sqrt(2 * DIMENSION)
-    return (center + noise).astype(np.float32)
-
-
-def new_face(embedding: np.ndarray) -> Any:
-    from rekollect.storage.records import BoundingBox, NewFace
-
-    return NewFace(
-        face_id=str(uuid.uuid4()),
-        image_id=str(uuid.uuid4()),
-        external_image_id=None,
-        box=BoundingBox(width=0.25, height=0.3, left=0.4, top=0.2),
-        confidence=99.9,
-        model_version="1.0",
-        embedding=embedding,
-    )
 
 
 # --- the pool ------------------------------------------------------------------------
