@@ -2,7 +2,8 @@
 
 Settings come from arguments first, then from `REKOLLECT_*` environment variables
 (`REKOLLECT_DATA_DIR`, `REKOLLECT_DATABASE_URL`, `REKOLLECT_ACCOUNT_ID`,
-`REKOLLECT_REGION`), then from these defaults.
+`REKOLLECT_REGION`, `REKOLLECT_ENGINE`, `REKOLLECT_ENGINE_WORKERS`,
+`REKOLLECT_IMAGE_TIMEOUT`), then from these defaults.
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 
+from rekollect.engine.registry import EngineSpec
 from rekollect.errors import RekollectError
-from rekollect.service.context import DEFAULT_ACCOUNT_ID, DEFAULT_REGION
-from rekollect.storage.database import sqlite_url
+from rekollect.service.context import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_IMAGE_TIMEOUT_S,
+    DEFAULT_REGION,
+    Service,
+)
+from rekollect.storage.database import open_database, sqlite_url
 
 ENV_PREFIX = "REKOLLECT_"
 
@@ -32,15 +40,38 @@ class Settings:
     database_url: str
     account_id: str
     region: str
+    engine: EngineSpec = EngineSpec()
+    # None: the front end decides (the server: one per core; in-process: inline).
+    engine_workers: int | None = None
+    image_timeout_s: float = DEFAULT_IMAGE_TIMEOUT_S
 
     def environment(self) -> dict[str, str]:
         """These settings as `REKOLLECT_*` variables, for processes started later."""
-        return {
+        variables = {
             f"{ENV_PREFIX}DATA_DIR": str(self.data_dir),
             f"{ENV_PREFIX}DATABASE_URL": self.database_url,
             f"{ENV_PREFIX}ACCOUNT_ID": self.account_id,
             f"{ENV_PREFIX}REGION": self.region,
+            f"{ENV_PREFIX}ENGINE": str(self.engine),
+            f"{ENV_PREFIX}IMAGE_TIMEOUT": str(self.image_timeout_s),
         }
+        if self.engine_workers is not None:
+            variables[f"{ENV_PREFIX}ENGINE_WORKERS"] = str(self.engine_workers)
+        return variables
+
+    def open_service(self, *, engine_workers: int = 0, migrate: bool = True) -> Service:
+        """The service core on these settings; `engine_workers` unless set here."""
+        workers = (
+            self.engine_workers if self.engine_workers is not None else engine_workers
+        )
+        return Service(
+            open_database(self.database_url, migrate=migrate),
+            account_id=self.account_id,
+            default_region=self.region,
+            engine=self.engine,
+            engine_workers=workers,
+            image_timeout_s=self.image_timeout_s,
+        )
 
 
 def load_settings(
@@ -49,6 +80,9 @@ def load_settings(
     database_url: str | None = None,
     account_id: str | None = None,
     region: str | None = None,
+    engine: str | None = None,
+    engine_workers: int | None = None,
+    image_timeout_s: float | None = None,
 ) -> Settings:
     """Settings from the arguments, the environment, then the defaults."""
     env = os.environ
@@ -60,9 +94,27 @@ def load_settings(
     if url is None:
         directory.mkdir(parents=True, exist_ok=True)
         url = sqlite_url(directory.resolve())
+    workers_text = env.get(f"{ENV_PREFIX}ENGINE_WORKERS")
+    if engine_workers is None and workers_text:
+        engine_workers = _number(int, f"{ENV_PREFIX}ENGINE_WORKERS", workers_text)
+    if engine_workers is not None and engine_workers < 0:
+        raise RekollectError("The number of engine workers cannot be negative.")
+    timeout_text = env.get(f"{ENV_PREFIX}IMAGE_TIMEOUT")
+    if image_timeout_s is None and timeout_text:
+        image_timeout_s = _number(float, f"{ENV_PREFIX}IMAGE_TIMEOUT", timeout_text)
     return Settings(
         data_dir=directory,
         database_url=url,
         account_id=account,
         region=region or env.get(f"{ENV_PREFIX}REGION") or DEFAULT_REGION,
+        engine=EngineSpec.parse(engine or env.get(f"{ENV_PREFIX}ENGINE") or "dlib"),
+        engine_workers=engine_workers,
+        image_timeout_s=image_timeout_s or DEFAULT_IMAGE_TIMEOUT_S,
     )
+
+
+def _number(kind: type[int] | type[float], name: str, text: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise RekollectError(f"{name} must be a number, not {text!r}.") from None

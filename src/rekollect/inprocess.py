@@ -18,7 +18,6 @@ from botocore.config import Config
 from rekollect.config import load_settings
 from rekollect.server.wire import WireHandler
 from rekollect.service import Service
-from rekollect.storage import open_database
 
 # No network is involved; any host name works as long as botocore can parse it.
 _ENDPOINT = "http://rekollect.local"
@@ -50,11 +49,7 @@ def client(
     `data_dir=None` means the same per-user data directory `rekollect serve` uses.
     """
     settings = load_settings(data_dir, database_url=database_url, region=region_name)
-    service = Service(
-        open_database(settings.database_url),
-        account_id=settings.account_id,
-        default_region=settings.region,
-    )
+    service = settings.open_service(engine_workers=0)
     return service_client(service, region_name=settings.region, config=config)
 
 

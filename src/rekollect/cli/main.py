@@ -67,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
         help="server processes sharing the port and the store (default 1)",
     )
     serve.add_argument(
+        "--engine",
+        help="face engine, e.g. dlib or dlib:detector=cnn (default dlib)",
+    )
+    serve.add_argument(
+        "--engine-workers",
+        type=int,
+        help="engine processes per server process (default: one per core, "
+        "or one each with --workers)",
+    )
+    serve.add_argument(
+        "--image-timeout",
+        type=float,
+        help="seconds one image may take to analyse (default 60)",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     serve.set_defaults(run=_serve)
@@ -84,8 +99,8 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    from rekollect.engine.pool import usable_cores
     from rekollect.server.app import configure_logging, create_app
-    from rekollect.service import Service
     from rekollect.storage import open_database
 
     configure_logging(args.log_level)
@@ -94,6 +109,9 @@ def _serve(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         account_id=args.account_id,
         region=args.region,
+        engine=args.engine,
+        engine_workers=args.engine_workers,
+        image_timeout_s=args.image_timeout,
     )
     # Migrate once, here, before any worker opens the store.
     database = open_database(settings.database_url)
@@ -113,12 +131,21 @@ def _serve(args: argparse.Namespace) -> int:
 
     options = {"log_level": args.log_level, "access_log": False, "log_config": None}
     if args.workers == 1:
-        service = Service(
-            database, account_id=settings.account_id, default_region=settings.region
+        database.close()
+        service = settings.open_service(engine_workers=usable_cores(), migrate=False)
+        logger.info(
+            "face engine %s (FaceModelVersion %s), %d worker process(es), "
+            "started with the first image",
+            settings.engine,
+            service.face_model_version,
+            service.engine_workers,
         )
-        uvicorn.Server(uvicorn.Config(create_app(service), **options)).run(
-            sockets=[sock]
-        )
+        try:
+            uvicorn.Server(uvicorn.Config(create_app(service), **options)).run(
+                sockets=[sock]
+            )
+        finally:
+            service.close()
         return 0
 
     # Worker processes are spawned: they build the app from these settings.

@@ -31,6 +31,15 @@ def similarity_from_distance(distance: float) -> float:
     return 100.0 / (1.0 + math.exp(exponent))
 
 
+def distance_for_similarity(similarity: float) -> float:
+    """The largest distance whose similarity is at least `similarity` (0-100)."""
+    if similarity <= 0:
+        return math.inf
+    if similarity >= 100:
+        return 0.0
+    return D0 + math.log(100.0 / similarity - 1.0) / K
+
+
 def similarity_pct(a: Embedding, b: Embedding) -> float:
     """The calibrated similarity (0-100) of two embeddings."""
     return similarity_from_distance(float(np.linalg.norm(a - b)))

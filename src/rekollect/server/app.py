@@ -31,16 +31,10 @@ def create_app(service: Service) -> ASGIApp:
 def create_app_from_environment() -> ASGIApp:
     """The app of one `serve --workers N` process, from `REKOLLECT_*` variables."""
     from rekollect.config import load_settings
-    from rekollect.storage import open_database
 
     configure_logging(os.environ.get("REKOLLECT_LOG_LEVEL", "info"))
     settings = load_settings()
-    database = open_database(settings.database_url, migrate=False)
-    return create_app(
-        Service(
-            database, account_id=settings.account_id, default_region=settings.region
-        )
-    )
+    return create_app(settings.open_service(engine_workers=1, migrate=False))
 
 
 def configure_logging(level: str) -> None:

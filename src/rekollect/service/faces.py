@@ -8,28 +8,27 @@ from typing import Any
 from rekollect.service.collection import require_collection
 from rekollect.service.context import Service
 from rekollect.storage import repository as repo
-from rekollect.storage.records import Face, NewFace, Scope
+from rekollect.storage.records import BoundingBox, Face, NewFace, Scope
 
 DEFAULT_PAGE_SIZE = 1000
 
 Result = dict[str, Any]
 
 
-def face_record(face: Face) -> Result:
-    """A stored face as the `Face` shape of the API."""
+def box_record(box: BoundingBox) -> Result:
+    return {"Width": box.width, "Height": box.height, "Left": box.left, "Top": box.top}
+
+
+def face_record(face: Face | NewFace) -> Result:
+    """A stored face (or one about to be) as the `Face` shape of the API."""
     return {
         "FaceId": face.face_id,
-        "BoundingBox": {
-            "Width": face.box.width,
-            "Height": face.box.height,
-            "Left": face.box.left,
-            "Top": face.box.top,
-        },
+        "BoundingBox": box_record(face.box),
         "ImageId": face.image_id,
         "ExternalImageId": face.external_image_id,
         "Confidence": face.confidence,
         "IndexFacesModelVersion": face.model_version,
-        "UserId": face.user_id,
+        "UserId": face.user_id if isinstance(face, Face) else None,
     }
 
 

@@ -194,6 +194,17 @@ def get_user(
     return User(row.pk, row.user_id, row.face_count) if row else None
 
 
+def users_by_pk(conn: Connection, user_pks: Sequence[int]) -> list[User]:
+    if not user_pks:
+        return []
+    rows = conn.execute(
+        select(users.c.pk, users.c.user_id, _face_count).where(
+            users.c.pk.in_(list(user_pks))
+        )
+    )
+    return [User(row.pk, row.user_id, row.face_count) for row in rows]
+
+
 def insert_user(conn: Connection, collection_pk: int, user_id: str, now: float) -> None:
     conn.execute(
         insert(users).values(
@@ -311,6 +322,51 @@ _release_faces = (
     )
     .values(user_pk=None)
 )
+
+
+_faces_by_pk = (
+    select(*_face_columns)
+    .select_from(_faces_with_users)
+    .where(faces.c.pk.in_(bindparam("face_pks", expanding=True)))
+)
+
+
+def faces_by_pk(conn: Connection, face_pks: Sequence[int]) -> dict[int, Face]:
+    """The faces among `face_pks` that still exist, by primary key."""
+    if not face_pks:
+        return {}
+    rows = conn.execute(_faces_by_pk, {"face_pks": list(face_pks)})
+    return {row.pk: _face(row) for row in rows}
+
+
+def faces_of_image(
+    conn: Connection, collection_pk: int, image_id: str, external_image_id: str | None
+) -> list[Face]:
+    """Faces indexed from one image under one ExternalImageId (None matches None)."""
+    condition = (
+        faces.c.external_image_id.is_(None)
+        if external_image_id is None
+        else faces.c.external_image_id == external_image_id
+    )
+    rows = conn.execute(
+        select(*_face_columns)
+        .select_from(_faces_with_users)
+        .where(
+            faces.c.collection_pk == collection_pk,
+            faces.c.image_id == image_id,
+            condition,
+        )
+        .order_by(faces.c.pk)
+    )
+    return [_face(row) for row in rows]
+
+
+def user_face_embeddings(conn: Connection, user_pk: int) -> dict[int, Embedding]:
+    """The embeddings of a user's faces, by face primary key."""
+    rows = conn.execute(
+        select(faces.c.pk, faces.c.embedding).where(faces.c.user_pk == user_pk)
+    )
+    return {row.pk: embedding_from_bytes(row.embedding) for row in rows}
 
 
 def user_embeddings(conn: Connection, user_pk: int) -> list[Embedding]:
