@@ -623,3 +623,81 @@ def test_unsigned_requests_are_accepted(server, client, collection, tmp_path):
         f"arn:aws:rekognition:{REGION}:{ACCOUNT}:collection/{collection}"
     )
     assert described.json["UserCount"] == 1
+
+
+# The face story on real photos: index-faces, users, search-users-by-image
+
+
+PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+PHOTOS = PHOTOS / "face-recognition-examples"
+STORY_PHOTOS = {
+    "obama": "examples__knn_examples__train__obama__obama.jpg",
+    "kit": "examples__knn_examples__train__kit_harington__john2.jpeg",
+}
+OBAMA_PROBE = "examples__obama-480p.jpg"
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"face photos not found at {PHOTOS}")
+def test_index_associate_search_disassociate_story(
+    server, client, collection, tmp_path
+):
+    base = ("--collection-id", collection)
+    face_ids = {}
+    for person, name in STORY_PHOTOS.items():
+        indexed = aws(
+            "index-faces", *base,
+            "--image-bytes", f"fileb://{PHOTOS / name}",
+            "--external-image-id", person,
+            server=server, home=tmp_path,
+        )  # fmt: skip
+        assert indexed.returncode == 0, indexed
+        [record] = indexed.json["FaceRecords"]
+        assert record["Face"]["ExternalImageId"] == person
+        face_ids[person] = record["Face"]["FaceId"]
+        created = aws(
+            "create-user", *base, "--user-id", person, server=server, home=tmp_path
+        )
+        assert succeeded_silently(created), created
+        associated = aws(
+            "associate-faces", *base, "--user-id", person,
+            "--face-ids", face_ids[person],
+            server=server, home=tmp_path,
+        )  # fmt: skip
+        assert associated.json["AssociatedFaces"] == [{"FaceId": face_ids[person]}]
+
+    probe = ("--image-bytes", f"fileb://{PHOTOS / OBAMA_PROBE}")
+    found = aws("search-users-by-image", *base, *probe, server=server, home=tmp_path)
+    assert found.returncode == 0, found
+    matches = found.json["UserMatches"]
+    assert [m["User"]["UserId"] for m in matches] == ["obama"]
+    assert matches[0]["Similarity"] >= 80
+
+    who = aws(
+        "search-users-by-image", *base, *probe,
+        "--query", "UserMatches[0].User.UserId",
+        server=server, home=tmp_path, output="text",
+    )  # fmt: skip
+    assert who.stdout.strip() == "obama"
+
+    dropped = aws(
+        "disassociate-faces", *base, "--user-id", "obama",
+        "--face-ids", face_ids["obama"],
+        server=server, home=tmp_path,
+    )  # fmt: skip
+    assert dropped.json["DisassociatedFaces"] == [{"FaceId": face_ids["obama"]}]
+
+    gone = aws("search-users-by-image", *base, *probe, server=server, home=tmp_path)
+    assert gone.returncode == 0, gone
+    assert gone.json["UserMatches"] == []
+
+
+@pytest.mark.skipif(not PHOTOS.is_dir(), reason=f"face photos not found at {PHOTOS}")
+def test_index_faces_of_a_file_that_is_not_an_image(server, collection, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo")
+    run = aws(
+        "index-faces", "--collection-id", collection,
+        "--image-bytes", f"fileb://{text}",
+        server=server, home=tmp_path,
+    )  # fmt: skip
+    assert cli_error(run, "InvalidImageFormatException", "IndexFaces")

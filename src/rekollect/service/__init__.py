@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rekollect.service import associations, collection, faces, tags, users
+from rekollect.service import (
+    associations,
+    collection,
+    detection,
+    faces,
+    indexing,
+    search,
+    tags,
+    users,
+)
 from rekollect.service.context import Service
 
 Operation = Callable[..., dict[str, Any]]
@@ -27,6 +36,13 @@ OPERATIONS: dict[str, Operation] = {
     "DisassociateFaces": associations.disassociate_faces,
     "ListFaces": faces.list_faces,
     "DeleteFaces": faces.delete_faces,
+    "IndexFaces": indexing.index_faces,
+    "DetectFaces": detection.detect_faces,
+    "CompareFaces": detection.compare_faces,
+    "SearchFaces": search.search_faces,
+    "SearchFacesByImage": search.search_faces_by_image,
+    "SearchUsers": search.search_users,
+    "SearchUsersByImage": search.search_users_by_image,
     "TagResource": tags.tag_resource,
     "UntagResource": tags.untag_resource,
     "ListTagsForResource": tags.list_tags_for_resource,
