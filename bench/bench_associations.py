@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import print_table
 from synthetic import new_face, person_faces
 
 REGION = "us-east-1"
@@ -489,8 +490,8 @@ def report(figures: list[Figure], args: argparse.Namespace) -> None:
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"{args.seconds:g}s per measurement, server log level {args.log_level}"
     )
-    _table("Association calls", HEADERS, rows)
-    _table(
+    print_table("Association calls", HEADERS, rows)
+    print_table(
         "HTTP over in-process at p50 (raw HTTP x1 minus wire)",
         ("operation", "ids", "wire p50 ms", "HTTP p50 ms", "overhead ms"),
         overheads,
@@ -541,27 +542,6 @@ def _targets(
         f"target < 1 ms p50 HTTP overhead: worst {worst:.2f} ms -> "
         f"{'met' if worst < 1 else 'NOT met'}"
     )
-
-
-def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [
-            max(len(str(c)) for c in column)
-            for column in zip(headers, *rows, strict=True)
-        ]
-        print(f"\n{title}")
-        for row in (headers, ["-" * w for w in widths], *rows):
-            print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
-        return
-    table = Table(title=title)
-    for header in headers:
-        table.add_column(header, justify="right")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import print_table
 from synthetic import DIMENSION, new_face
 
 REGION = "us-east-1"
@@ -297,7 +298,7 @@ def report(
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs, numpy "
         f"{np.__version__}, threshold {THRESHOLD}, limit {LIMIT}"
     )
-    _table(
+    print_table(
         "Search latency (CollectionIndexes.search, catch-up included)",
         ("faces", "method", "mode", "calls", "p50 ms", "p99 ms", "p50 ms/query"),
         [
@@ -306,7 +307,7 @@ def report(
             for f in lat
         ],
     )  # fmt: skip
-    _table(
+    print_table(
         "First use, recall against exact, memory of the exact path",
         ("faces", "method", "first use s", "thr-recall", "all-found", "B/face"),
         [
@@ -317,7 +318,7 @@ def report(
             for f in sizes
         ],
     )  # fmt: skip
-    _table(
+    print_table(
         "Catch-up (count(): read the change log, apply what is new)",
         ("faces", "method", "change", "p50 ms", "p99 ms"),
         [
@@ -325,15 +326,6 @@ def report(
             for f in catch_ups
         ],
     )
-
-
-def _table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [
-        max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)
-    ]
-    print(f"\n{title}")
-    for row in (headers, ["-" * w for w in widths], *rows):
-        print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def _parser() -> argparse.ArgumentParser:
