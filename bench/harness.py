@@ -19,10 +19,13 @@ _LISTENING = re.compile(r"listening on http://[^:\s]+:(\d+)")
 
 @contextmanager
 def running_server(data_dir: Path, log_name: str, *options: str) -> Iterator[str]:
-    """`python -m rekollect serve` on a free port; yields its endpoint URL."""
+    """`python -m rekollect serve` on a free port; yields its endpoint URL.
+
+    The server logs at INFO, as deployed: its start-up line tells the port.
+    """
     log_path = data_dir / log_name
     command = [sys.executable, "-m", "rekollect", "serve", "--port", "0",
-               "--data-dir", str(data_dir), "--log-level", "warning", *options]  # fmt: skip
+               "--data-dir", str(data_dir), *options]  # fmt: skip
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
