@@ -17,8 +17,10 @@ import pytest
 _PATH = Path(__file__).resolve().parents[1] / "bench" / "fit_similarity.py"
 
 
-@pytest.fixture(scope="module")
-def fit():
+@pytest.fixture
+def fit(monkeypatch):
+    # The benches run as scripts and import their siblings (`harness`) by file name.
+    monkeypatch.syspath_prepend(str(_PATH.parent))
     spec = importlib.util.spec_from_file_location("fit_similarity", _PATH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
