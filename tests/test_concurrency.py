@@ -1,4 +1,5 @@
-"""The association invariants hold under concurrent requests from many threads."""
+"""The association invariants hold under concurrent requests from many threads, on
+each backend (see `tests/test_cluster.py` for several server processes)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import rekollect
 from tests import faces as made_up
-from tests.conftest import REGION, http_client
+from tests.conftest import http_client
 
 THREADS = 8
 
 
 @pytest.fixture
-def client_factory(transport, server, data_dir):
+def client_factory(transport, server, inprocess_clients):
     """A new client per thread (boto3 clients are not shared across threads here)."""
     if transport == "http":
         return lambda: http_client(server, retries={"max_attempts": 1})
-    return lambda: rekollect.client(data_dir, region_name=REGION)
+    return inprocess_clients
 
 
 def _in_parallel(count, work):

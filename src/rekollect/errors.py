@@ -112,3 +112,17 @@ class RekollectError(Exception):
 
 class SchemaTooNewError(RekollectError):
     """The database was migrated by a newer rekollect than this one."""
+
+
+class DatabaseError(RekollectError):
+    """The database failed in a way a later attempt may not: the server answers a
+    retryable 5xx error for these, without a traceback."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database cannot be reached, refused the connection, or timed out."""
+
+
+class TransactionConflictError(DatabaseError):
+    """A serialization failure or deadlock: the transaction was rolled back and may
+    simply be run again."""

@@ -7,6 +7,12 @@ through it, so both behave alike byte for byte. Steps: resolve the operation fro
 model, run the service operation, encode the result by its output shape. Every
 failure becomes an AWS error body; anything unexpected is logged once with its
 traceback and answered as `InternalServerError`.
+
+An operation whose transaction ends in a deadlock or serialization failure (only on
+PostgreSQL) is run again, a few times at most, then answered as `ThrottlingException`;
+a database that cannot be reached is answered as `InternalServerError` with a message
+that says so, logged as one warning line. Both are errors boto3 and the aws CLI retry,
+and neither leaves anything half-written: the transaction was rolled back.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from botocore import xform_name
 from botocore.model import OperationModel, Shape
 
 from rekollect.errors import (
+    DatabaseError,
     ImageTooLargeException,
     InternalServerError,
     InvalidParameterException,
     SerializationException,
     ServiceError,
+    ThrottlingException,
+    TransactionConflictError,
     UnknownOperationException,
     UnsupportedOperationException,
 )
@@ -37,6 +46,7 @@ from rekollect.protocol.encode import encode
 from rekollect.protocol.sigv4 import parse_authorization
 from rekollect.protocol.validate import validate
 from rekollect.service import OPERATIONS, Service
+from rekollect.storage.database import run_with_retries
 from rekollect.storage.records import Scope
 
 logger = logging.getLogger(__name__)
@@ -106,6 +116,9 @@ class WireHandler:
             response = self._call(operation, scope, params, request_id)
         except ServiceError as error:
             response = self.error(error, request_id)
+        except DatabaseError as error:
+            logger.warning("Request %s (%s): %s", request_id, target, error)
+            response = self.error(_database_error(error), request_id)
         except Exception:
             logger.exception("Request %s (%s) failed", request_id, target)
             response = self.error(InternalServerError(), request_id)
@@ -141,9 +154,19 @@ class WireHandler:
                 "lists the operations it does."
             )
         kwargs = {xform_name(name): value for name, value in params.items()}
-        result = implementation(self.service, scope, **kwargs)
+        result = run_with_retries(lambda: implementation(self.service, scope, **kwargs))
         body = json.dumps(encode(operation.output_shape, result), separators=(",", ":"))
         return WireResponse(200, _headers(request_id), body.encode())
+
+
+def _database_error(error: DatabaseError) -> ServiceError:
+    if isinstance(error, TransactionConflictError):
+        return ThrottlingException(
+            "The request kept conflicting with concurrent requests; retry it."
+        )
+    return InternalServerError(
+        "The service's database is unavailable; retry the request."
+    )
 
 
 def _headers(request_id: str) -> dict[str, str]:

@@ -57,7 +57,7 @@ def associate_faces(
     }
 
     def associate(conn: Connection) -> Result:
-        collection = require_collection(conn, scope, collection_id)
+        collection = require_collection(conn, scope, collection_id, share=True)
         user = require_user(conn, collection, user_id, lock=True)
         found = repo.get_faces(conn, collection.pk, face_ids, lock=True)
 
@@ -111,7 +111,7 @@ def disassociate_faces(
     params = {"CollectionId": collection_id, "UserId": user_id, "FaceIds": face_ids}
 
     def disassociate(conn: Connection) -> Result:
-        collection = require_collection(conn, scope, collection_id)
+        collection = require_collection(conn, scope, collection_id, share=True)
         user = require_user(conn, collection, user_id, lock=True)
         found = repo.get_faces(conn, collection.pk, face_ids, lock=True)
 

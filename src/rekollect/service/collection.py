@@ -22,9 +22,16 @@ def collection_arn(scope: Scope, collection_id: str) -> str:
 
 
 def require_collection(
-    conn: Connection, scope: Scope, collection_id: str, *, lock: bool = False
+    conn: Connection,
+    scope: Scope,
+    collection_id: str,
+    *,
+    lock: bool = False,
+    share: bool = False,
 ) -> Collection:
-    collection = repo.get_collection(conn, scope, collection_id, lock=lock)
+    """The collection, or ResourceNotFoundException; see `repo.get_collection` for
+    `lock` and `share`."""
+    collection = repo.get_collection(conn, scope, collection_id, lock=lock, share=share)
     if collection is None:
         raise ResourceNotFoundException(
             f"The collection id: {collection_id} does not exist"

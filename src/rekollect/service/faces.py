@@ -37,7 +37,7 @@ def add_faces(
 ) -> None:
     """Store faces in a collection, in one transaction."""
     with svc.database.write() as conn:
-        collection = require_collection(conn, scope, collection_id)
+        collection = require_collection(conn, scope, collection_id, share=True)
         repo.insert_faces(conn, collection.pk, faces, svc.clock())
 
 
@@ -88,7 +88,7 @@ def delete_faces(
 ) -> Result:
     """Delete faces; a face that belongs to a user is kept and reported."""
     with svc.database.write() as conn:
-        collection = require_collection(conn, scope, collection_id)
+        collection = require_collection(conn, scope, collection_id, share=True)
         found = repo.get_faces(conn, collection.pk, face_ids, lock=True)
 
         deleted: list[Face] = []

@@ -21,6 +21,7 @@ from rekollect.service.context import Service
 from rekollect.storage.kv import (
     IdempotencyRecord,
     get_idempotency_record,
+    lock_idempotency_key,
     purge_idempotency_records,
     put_idempotency_record,
 )
@@ -49,6 +50,7 @@ def run_once(
 
     now = svc.clock()
     digest = _request_digest(params)
+    lock_idempotency_key(conn, scope, operation, token)
     record = get_idempotency_record(conn, scope, operation, token)
     if record is not None and record.created_at >= now - svc.idempotency_ttl_s:
         if record.request_sha256 != digest:

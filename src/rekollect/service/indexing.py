@@ -60,7 +60,7 @@ def index_faces(
     image_id = str(uuid.uuid5(_IMAGE_NAMESPACE, hashlib.sha256(data).hexdigest()))
 
     with svc.database.write() as conn:
-        collection = require_collection(conn, scope, collection_id)
+        collection = require_collection(conn, scope, collection_id, share=True)
         stored = repo.faces_of_image(conn, collection.pk, image_id, external_image_id)
         if stored:
             pairs = _pair_with_stored(selection.kept, stored, width, height)

@@ -51,7 +51,7 @@ def create_user(
     params = {"CollectionId": collection_id, "UserId": user_id}
 
     def create(conn: Connection) -> Result:
-        collection = require_collection(conn, scope, collection_id)
+        collection = require_collection(conn, scope, collection_id, share=True)
         if repo.get_user(conn, collection.pk, user_id) is not None:
             raise _conflict(user_id)
         repo.insert_user(conn, collection.pk, user_id, svc.clock())
@@ -78,7 +78,7 @@ def delete_user(
     params = {"CollectionId": collection_id, "UserId": user_id}
 
     def delete(conn: Connection) -> Result:
-        collection = require_collection(conn, scope, collection_id)
+        collection = require_collection(conn, scope, collection_id, share=True)
         repo.delete_user(conn, require_user(conn, collection, user_id, lock=True))
         return {}
 

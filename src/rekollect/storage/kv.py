@@ -1,10 +1,19 @@
-"""Small key-value records: server settings and idempotency records."""
+"""Small key-value records: server settings and idempotency records.
+
+Both are safe with several server processes on one PostgreSQL: a setting is created
+with `ON CONFLICT DO NOTHING` and read back, so servers starting at once agree on it,
+and an idempotency token is locked (`lock_idempotency_key`) before its record is read,
+so two requests with one token on two servers run one after the other and the second
+finds the first's record.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from rekollect.storage.records import Scope
 from rekollect.storage.schema import idempotency_records, settings
@@ -12,11 +21,15 @@ from rekollect.storage.schema import idempotency_records, settings
 
 def get_or_create_setting(conn: Connection, key: str, default: str) -> str:
     """The setting's value, storing `default` first if it has none."""
-    value = conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
-    if value is None:
-        conn.execute(insert(settings).values(key=key, value=default))
-        return default
-    return str(value)
+    query = select(settings.c.value).where(settings.c.key == key)
+    value = conn.execute(query).scalar()
+    if value is not None:
+        return str(value)
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        dialect.insert(settings).values(key=key, value=default).on_conflict_do_nothing()
+    )
+    return str(conn.execute(query).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,23 @@ _key = (
 _get_record = select(idempotency_records).where(*_key)
 _delete_record = delete(idempotency_records).where(*_key)
 _insert_record = insert(idempotency_records)
+
+
+_advisory_lock = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def lock_idempotency_key(
+    conn: Connection, scope: Scope, operation: str, token: str
+) -> None:
+    """Hold the token until the transaction ends (PostgreSQL; SQLite's writers are
+    one at a time already)."""
+    if conn.dialect.name != "postgresql":
+        return
+    name = "\0".join((scope.account_id, scope.region, operation, token)).encode()
+    key = int.from_bytes(
+        hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True
+    )
+    conn.execute(_advisory_lock, {"key": key})
 
 
 def get_idempotency_record(

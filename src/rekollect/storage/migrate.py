@@ -1,4 +1,9 @@
-"""Alembic migrations, run programmatically on a connection the caller owns."""
+"""Alembic migrations, run programmatically on a connection the caller owns.
+
+On PostgreSQL the migration runs in the caller's transaction (PostgreSQL's DDL is
+transactional) under an advisory lock, so several servers starting at once against an
+empty database migrate it once, and a failed migration leaves nothing half-done.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from rekollect.errors import SchemaTooNewError
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# pg_advisory_xact_lock key of migrations: b"rekollec" as a big-endian int64.
+MIGRATION_LOCK_KEY = 0x72656B6F6C6C6563
 
 
 def alembic_config(conn: Connection | None = None) -> Config:
@@ -37,9 +44,18 @@ def current_revision(conn: Connection) -> str | None:
     return revision
 
 
-def upgrade(conn: Connection) -> None:
-    """Migrate to the newest schema this rekollect knows; refuse a newer database."""
+def upgrade(conn: Connection) -> tuple[str | None, str]:
+    """Migrate to the newest schema this rekollect knows; refuse a newer database.
+
+    Returns the revision found and the one left (the head).
+    """
     script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    assert head is not None
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+        )
     current = current_revision(conn)
     if current is not None and not _known(script, current):
         raise SchemaTooNewError(
@@ -47,10 +63,11 @@ def upgrade(conn: Connection) -> None:
             "rekollect does not know: it was written by a newer rekollect. "
             "Upgrade rekollect."
         )
-    if current == script.get_current_head():
-        return
-    logger.info("Migrating the database schema from %s to %s", current, "head")
+    if current == head:
+        return current, head
+    logger.info("Migrating the database schema from %s to %s", current, head)
     command.upgrade(alembic_config(conn), "head")
+    return current, head
 
 
 def _known(script: ScriptDirectory, revision: str) -> bool:

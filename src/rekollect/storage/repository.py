@@ -4,6 +4,13 @@ The service layer decides what a request means; these functions only read and wr
 rows. Locking reads use `FOR UPDATE`, which PostgreSQL honours and SQLite (where a
 write transaction already holds the database lock) leaves out.
 
+On PostgreSQL a locking read is two statements: the lock first, then the read. At
+READ COMMITTED a statement that waited for a row lock still reads every other row (a
+user's face count, the owner's user id of a face) from the snapshot it took before the
+wait; the second statement takes a new snapshot, which holds every change committed
+by the transaction that held the lock. Faces are locked in primary key order, so two
+requests locking overlapping faces cannot deadlock on each other.
+
 The statements on the hot path of every call are built once, with bound parameters,
 so SQLAlchemy compiles them once and each call only binds values.
 """
@@ -52,13 +59,29 @@ _get_collection = select(collections).where(
     collections.c.collection_id == bindparam("collection_id"),
 )
 _get_collection_locked = _get_collection.with_for_update()
+_get_collection_shared = _get_collection.with_for_update(read=True, key_share=True)
 
 
 def get_collection(
-    conn: Connection, scope: Scope, collection_id: str, *, lock: bool = False
+    conn: Connection,
+    scope: Scope,
+    collection_id: str,
+    *,
+    lock: bool = False,
+    share: bool = False,
 ) -> Collection | None:
+    """The collection; `lock` for deleting it, `share` to keep it while changing it.
+
+    On PostgreSQL `share` (FOR KEY SHARE) lets any number of requests change the
+    collection's faces and users at once, while DeleteCollection (`lock`) waits for
+    them and they for it, so a deletion never deadlocks with them half-way through.
+    """
+    if lock:
+        statement = _get_collection_locked
+    else:
+        statement = _get_collection_shared if share else _get_collection
     row = conn.execute(
-        _get_collection_locked if lock else _get_collection,
+        statement,
         {
             "account_id": scope.account_id,
             "region": scope.region,
@@ -182,15 +205,25 @@ _get_user = select(users.c.pk, users.c.user_id, _face_count).where(
     users.c.user_id == bindparam("user_id"),
 )
 _get_user_locked = _get_user.with_for_update(of=users)
+_lock_user = (
+    select(users.c.pk)
+    .where(
+        users.c.collection_pk == bindparam("collection_pk"),
+        users.c.user_id == bindparam("user_id"),
+    )
+    .with_for_update()
+)
 
 
 def get_user(
     conn: Connection, collection_pk: int, user_id: str, *, lock: bool = False
 ) -> User | None:
-    row = conn.execute(
-        _get_user_locked if lock else _get_user,
-        {"collection_pk": collection_pk, "user_id": user_id},
-    ).first()
+    params = {"collection_pk": collection_pk, "user_id": user_id}
+    if lock and _is_postgresql(conn):
+        if conn.execute(_lock_user, params).first() is None:
+            return None
+        lock = False
+    row = conn.execute(_get_user_locked if lock else _get_user, params).first()
     return User(row.pk, row.user_id, row.face_count) if row else None
 
 
@@ -259,16 +292,27 @@ _get_faces = (
     )
 )
 _get_faces_locked = _get_faces.with_for_update(of=faces)
+_lock_faces = (
+    select(faces.c.pk)
+    .where(
+        faces.c.collection_pk == bindparam("collection_pk"),
+        faces.c.face_id.in_(bindparam("face_ids", expanding=True)),
+    )
+    .order_by(faces.c.pk)
+    .with_for_update()
+)
 
 
 def get_faces(
     conn: Connection, collection_pk: int, face_ids: Sequence[str], *, lock: bool = False
 ) -> dict[str, Face]:
     """The faces of the collection among `face_ids`, by face id."""
-    rows = conn.execute(
-        _get_faces_locked if lock else _get_faces,
-        {"collection_pk": collection_pk, "face_ids": list(face_ids)},
-    )
+    params = {"collection_pk": collection_pk, "face_ids": list(face_ids)}
+    if lock and _is_postgresql(conn):
+        if not conn.execute(_lock_faces, params).all():
+            return {}
+        lock = False
+    rows = conn.execute(_get_faces_locked if lock else _get_faces, params)
     return {row.face_id: _face(row) for row in rows}
 
 
@@ -453,6 +497,10 @@ def _log_changes(
                 for pk in face_pks
             ],
         )
+
+
+def _is_postgresql(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
 
 
 def _face(row: Row) -> Face:  # type: ignore[type-arg]
