@@ -268,25 +268,41 @@ def raw_http_path(port: int, clients: int, collection_id: str) -> Callable[..., 
             ]
             for share in shares
         ]
-        results = _run_clients(port, requests, seconds)
-        run = Run([], max(r[2] for r in results), [], [])
-        for share, (latencies, answers, _) in zip(shares, results, strict=True):
-            run.latencies_s += latencies
-            run.done += share[: len(latencies)]
-            for status, body in answers:
-                if status != 200:
-                    raise RuntimeError(f"{operation} answered {status}: {body!r}")
-                run.answers.append(json.loads(body))
-        return run
+        return run_shares(operation, [port], shares, requests, seconds)
 
     return measure
 
 
-def _run_clients(port: int, requests: list[list[bytes]], seconds: float) -> list[Any]:
+def run_shares(
+    operation: str,
+    ports: Sequence[int],
+    shares: list[list[int]],
+    requests: list[list[bytes]],
+    seconds: float,
+) -> Run:
+    """Client c sends `requests[c]` (standing for the slots `shares[c]`) to
+    `ports[c % len(ports)]`; every answer must be a 200."""
+    results = run_clients(ports, requests, seconds)
+    run = Run([], max(r[2] for r in results), [], [])
+    for share, (latencies, answers, _) in zip(shares, results, strict=True):
+        run.latencies_s += latencies
+        run.done += share[: len(latencies)]
+        for status, body in answers:
+            if status != 200:
+                raise RuntimeError(f"{operation} answered {status}: {body!r}")
+            run.answers.append(json.loads(body))
+    return run
+
+
+def run_clients(
+    ports: Sequence[int], requests: list[list[bytes]], seconds: float
+) -> list[Any]:
+    """One client process per list of requests, all started at once."""
     context = multiprocessing.get_context("fork")
     pipes, processes = [], []
-    for share in requests:
+    for number, share in enumerate(requests):
         parent, child = context.Pipe()
+        port = ports[number % len(ports)]
         process = context.Process(
             target=load_client, args=(port, share, seconds, child)
         )
