@@ -35,7 +35,7 @@ from tests import faces as made_up
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"
-_LISTENING = re.compile(r"listening on (http://\S+)")
+_LISTENING = re.compile(r"listening on (https?://\S+)")
 
 POSTGRES_URL_VARIABLE = "REKOLLECT_TEST_POSTGRES_URL"
 BACKENDS = ["sqlite", "postgresql"]

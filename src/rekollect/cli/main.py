@@ -1,179 +1,61 @@
-"""`rekollect serve`: run the Rekognition-compatible HTTP server."""
+"""The `rekollect` command: management commands, else an aws CLI Rekognition operation.
+
+`rekollect serve|status|import|export|restore|configure|db ...` are rekollect's own
+commands (argparse, in `rekollect.cli.manage`); everything else is handed to the aws
+CLI's driver as `aws rekognition ...` (`rekollect.cli.driver`). Nothing here imports
+botocore: the driver must import awscli first.
+"""
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
-import socket
 import sys
 
-from rekollect import __version__
-from rekollect.config import load_settings
+from rekollect.cli.settings_file import apply_to_environment
 from rekollect.errors import RekollectError
 
-DEFAULT_PORT = 9860
+MANAGEMENT_COMMANDS = (
+    "serve",
+    "status",
+    "import",
+    "export",
+    "restore",
+    "configure",
+    "db",
+)
 
-logger = logging.getLogger("rekollect")
+OVERVIEW = """\
+usage: rekollect <operation> [parameters]      (as `aws rekognition <operation>`)
+       rekollect <command> [options]
+
+Operations run in this process on the local data directory, or over HTTP with
+--endpoint-url (or a configured endpoint); `rekollect help` lists them.
+
+Commands:
+  serve       run the Rekognition-compatible HTTP server
+  status      data directory, collections, faces, users, and a running server
+  import      index a folder of per-user photo folders into a collection
+  export      write a collection (metadata and embeddings) to a file
+  restore     read an exported collection into a new or empty collection
+  configure   write rekollect settings and endpoint profiles
+  db          database maintenance (upgrade)
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        return int(args.run(args))
+        apply_to_environment()
     except RekollectError as error:
         print(f"rekollect: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        return 2
+    if not args or args[0] in ("-h", "--help"):
+        print(OVERVIEW, end="", file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    if args[0] in MANAGEMENT_COMMANDS:
+        from rekollect.cli.manage import run_command
 
+        return run_command(args)
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rekollect",
-        description="A self-hosted Amazon Rekognition face collection service.",
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"rekollect {__version__}"
-    )
-    commands = parser.add_subparsers(dest="command")
+    from rekollect.cli.driver import run
 
-    serve = commands.add_parser("serve", help="run the HTTP server")
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
-    )
-    serve.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
-    )
-    serve.add_argument("--data-dir", help="where the embedded database lives")
-    serve.add_argument(
-        "--database-url", help="a SQLAlchemy URL instead of the embedded store"
-    )
-    serve.add_argument("--account-id", help="12-digit account id used in ARNs")
-    serve.add_argument(
-        "--region", help="region for unsigned requests (default us-east-1)"
-    )
-    serve.add_argument(
-        "--workers",
-        type=_positive,
-        default=1,
-        help="server processes sharing the port and the store (default 1)",
-    )
-    serve.add_argument(
-        "--engine",
-        help="face engine, e.g. dlib or dlib:detector=cnn (default dlib)",
-    )
-    serve.add_argument(
-        "--engine-workers",
-        type=int,
-        help="engine processes per server process (default: one per core, "
-        "or one each with --workers)",
-    )
-    serve.add_argument(
-        "--image-timeout",
-        type=float,
-        help="seconds one image may take to analyse (default 60)",
-    )
-    serve.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
-    serve.set_defaults(run=_serve)
-    return parser
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    from rekollect.engine.pool import usable_cores
-    from rekollect.server.app import configure_logging, create_app
-    from rekollect.storage import open_database
-
-    configure_logging(args.log_level)
-    settings = load_settings(
-        args.data_dir,
-        database_url=args.database_url,
-        account_id=args.account_id,
-        region=args.region,
-        engine=args.engine,
-        engine_workers=args.engine_workers,
-        image_timeout_s=args.image_timeout,
-    )
-    # Migrate once, here, before any worker opens the store.
-    database = open_database(settings.database_url)
-
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    host, port = sock.getsockname()[:2]
-    url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
-    _announce(
-        url,
-        settings.data_dir if not args.database_url else None,
-        database.url,
-        settings.account_id,
-        settings.region,
-    )
-
-    options = {"log_level": args.log_level, "access_log": False, "log_config": None}
-    if args.workers == 1:
-        database.close()
-        service = settings.open_service(engine_workers=usable_cores(), migrate=False)
-        logger.info(
-            "face engine %s (FaceModelVersion %s), %d worker process(es), "
-            "started with the first image",
-            settings.engine,
-            service.face_model_version,
-            service.engine_workers,
-        )
-        try:
-            uvicorn.Server(uvicorn.Config(create_app(service), **options)).run(
-                sockets=[sock]
-            )
-        finally:
-            service.close()
-        return 0
-
-    # Worker processes are spawned: they build the app from these settings.
-    database.close()
-    os.environ.update(settings.environment() | {"REKOLLECT_LOG_LEVEL": args.log_level})
-    config = uvicorn.Config(
-        "rekollect.server.app:create_app_from_environment",
-        factory=True,
-        workers=args.workers,
-        **options,
-    )
-    Multiprocess(config, sockets=[sock]).run()
-    return 0
-
-
-def _announce(
-    url: str, data_dir: object, database_url: str, account: str, region: str
-) -> None:
-    where = f"{data_dir} ({database_url})" if data_dir else database_url
-    logger.info("rekollect %s listening on %s", __version__, url)
-    logger.info("data: %s", where)
-    logger.info(
-        "account %s, default region %s; signatures are not verified", account, region
-    )
-    logger.info(
-        "boto3: boto3.client('rekognition', endpoint_url='%s', region_name='%s', "
-        "aws_access_key_id='x', aws_secret_access_key='x')",
-        url,
-        region,
-    )
-    logger.info("aws CLI: aws rekognition list-collections --endpoint-url %s", url)
+    return run(args)
