@@ -12,21 +12,16 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import re
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.conftest import REGION, aws_executable
 
 CLI_TIMEOUT_S = 60
-SERVER_START_TIMEOUT_S = 30
 REKOLLECT = [sys.executable, "-m", "rekollect"]
-_LISTENING = re.compile(r"listening on (https?://\S+)")
 
 
 @dataclass(frozen=True)
@@ -121,35 +116,6 @@ def assert_same(aws: Run, rekollect: Run) -> None:
     seen = (rekollect.returncode, rekollect.stdout, rekollect.stderr)
     expected = (aws.returncode, aws.stdout, aws.stderr)
     assert seen == expected, f"aws:\n{aws}\nrekollect:\n{rekollect}"
-
-
-@contextmanager
-def serving(
-    command: Sequence[str], log_path: Path, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """Run a `rekollect serve` command until the block ends; yields its URL."""
-    with log_path.open("w+") as log:
-        process = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            yield _wait_for_url(process, log_path)
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
-
-
-def _wait_for_url(process: subprocess.Popen[bytes], log_path: Path) -> str:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        text = log_path.read_text()
-        match = _LISTENING.search(text)
-        if match and "Application startup complete" in text:
-            return match.group(1)
-        if process.poll() is not None:
-            raise RuntimeError(f"rekollect serve exited early:\n{text}")
-        time.sleep(0.05)
-    raise RuntimeError(f"rekollect serve did not start:\n{log_path.read_text()}")
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

@@ -119,10 +119,13 @@ def serve_args(data_dir: Path, database_url: str, *extra: str) -> list[str]:
 
 
 @contextmanager
-def running_server(command: list[str], log_path: Path) -> Iterator[str]:
-    """Run `command` (a `rekollect serve`) until the block ends; yields its URL."""
+def running_server(
+    command: list[str], log_path: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run `command` (a `rekollect serve`) until the block ends; yields its URL
+    (http:// or https://)."""
     log = log_path.open("w+")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         yield _wait_for_url(process, log_path)
     finally:

@@ -45,9 +45,8 @@ from tests.cli_runs import (
     run_all,
     run_one,
     self_signed_certificate,
-    serving,
 )
-from tests.conftest import ACCOUNT, REGION, aws_executable, http_client
+from tests.conftest import ACCOUNT, REGION, aws_executable, http_client, running_server
 
 FORMATS = ["json", "text", "table", "query"]
 OVERSTRIKE = re.compile(rb"[^\x08]\x08")
@@ -104,7 +103,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def endpoint(store: Path) -> Iterator[str]:
     command = [*REKOLLECT, "serve", "--port", "0", "--data-dir", str(store)]
-    with serving(command, store / "server.log") as url:
+    with running_server(command, store / "server.log") as url:
         yield url
 
 
@@ -485,7 +484,7 @@ def tls_endpoint(
     cert, key = self_signed_certificate(store)
     command = [*REKOLLECT, "serve", "--port", "0", "--data-dir", str(store)]
     command += ["--tls-cert", str(cert), "--tls-key", str(key)]
-    with serving(command, store / "server.log") as url:
+    with running_server(command, store / "server.log") as url:
         yield url, cert
 
 
@@ -594,7 +593,9 @@ def test_in_process_works_with_no_aws_configuration_and_shares_the_data_dir(
     }
     assert not (tmp_path / ".aws").exists()
 
-    with serving([*REKOLLECT, "serve", "--port", "0"], tmp_path / "log", env) as url:
+    with running_server(
+        [*REKOLLECT, "serve", "--port", "0"], tmp_path / "log", env
+    ) as url:
         seen, served = run_all(
             (aws_command("list-collections", "--endpoint-url", url), aws_env(tmp_path)),
             (
