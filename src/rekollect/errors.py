@@ -102,8 +102,40 @@ class UnsupportedOperationException(ServiceError):
     """A Rekognition operation that rekollect does not implement (see the docs)."""
 
 
+# Authentication errors, as AWS's JSON-protocol services name them; all HTTP 400
+# (see docs/security.md for the choice of codes and statuses).
+
+
 class IncompleteSignatureException(ServiceError):
-    pass
+    default_message = "The request signature does not conform to AWS standards."
+
+
+class InvalidSignatureException(ServiceError):
+    default_message = (
+        "The request signature we calculated does not match the signature you "
+        "provided. Check your AWS Secret Access Key and signing method."
+    )
+
+
+class UnrecognizedClientException(ServiceError):
+    default_message = "The security token included in the request is invalid."
+
+
+class ExpiredTokenException(ServiceError):
+    default_message = "The security token included in the request is expired"
+
+
+class MissingAuthenticationTokenException(ServiceError):
+    default_message = "Missing Authentication Token"
+
+
+class RequestTimeoutException(ServiceError):
+    """The client sent its request body too slowly; SDKs retry this code."""
+
+    status_code = 408
+    default_message = (
+        "The request body was not received within the time allowed; send it again."
+    )
 
 
 class RekollectError(Exception):
@@ -126,3 +158,11 @@ class DatabaseUnavailableError(DatabaseError):
 class TransactionConflictError(DatabaseError):
     """A serialization failure or deadlock: the transaction was rolled back and may
     simply be run again."""
+
+
+class KeyStoreError(RekollectError):
+    """Access keys cannot be stored or read: no master key, or the wrong one."""
+
+
+class PolicyError(RekollectError):
+    """An access key's policy document is not in the supported subset of IAM."""

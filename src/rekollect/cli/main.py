@@ -20,6 +20,7 @@ MANAGEMENT_COMMANDS = (
     "export",
     "restore",
     "configure",
+    "keys",
     "db",
 )
 
@@ -37,6 +38,7 @@ Commands:
   export      write a collection (metadata and embeddings) to a file
   restore     read an exported collection into a new or empty collection
   configure   write rekollect settings and endpoint profiles
+  keys        create, list and delete access keys (signed requests)
   db          database maintenance (upgrade)
 """
 

@@ -1,7 +1,8 @@
 """rekollect's own commands beside the Rekognition operations.
 
-`serve` (in `rekollect.cli.serve`), `status`, `configure`, `db upgrade`, `import`
-(`rekollect.cli.importer`), `export` and `restore` (`rekollect.cli.transfer`). One
+`serve` (in `rekollect.cli.serve`), `keys` (`rekollect.cli.keys`), `status`,
+`configure`, `db upgrade`, `import` (`rekollect.cli.importer`), `export` and `restore`
+(`rekollect.cli.transfer`). One
 translation point: a `RekollectError` prints as one `rekollect: ...` line, exit 1.
 """
 
@@ -11,7 +12,7 @@ import argparse
 import sys
 
 from rekollect import __version__
-from rekollect.cli import configure, importer, serve, status, transfer
+from rekollect.cli import configure, importer, keys, serve, status, transfer
 from rekollect.errors import RekollectError
 
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     serve.add_parser(commands)
+    keys.add_parser(commands)
     status.add_parser(commands)
     importer.add_parser(commands)
     transfer.add_parsers(commands)

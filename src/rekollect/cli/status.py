@@ -100,6 +100,8 @@ def _missing_sqlite_file(url: str) -> bool:
 
 
 def _print_store(console: Console, url: str) -> None:
+    from rekollect.cli.serve import access_summary
+    from rekollect.security.keystore import count_keys
     from rekollect.storage.database import open_database
     from rekollect.storage.migrate import current_revision, head_revision
 
@@ -118,9 +120,13 @@ def _print_store(console: Console, url: str) -> None:
                 return
             console.print(f"Schema: revision {found} (current).")
             summaries = collection_summaries(conn)
+        keys = count_keys(database)
     finally:
         database.close()
     console.print(summary_table(summaries))
+    # What a server on loopback does with this store's keys (a server that listens
+    # elsewhere refuses to start without keys unless told otherwise).
+    console.print(access_summary(keys, loopback=True, host="127.0.0.1")[1])
 
 
 def collection_summaries(conn: Connection) -> list[CollectionSummary]:

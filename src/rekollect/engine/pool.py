@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -37,11 +37,16 @@ _START_TIMEOUT_S = 120.0
 
 @dataclass(frozen=True)
 class ImageAnalysis:
-    """The faces of one image, and the size of the image they were found in."""
+    """The faces of one image, and the size of the image they were found in.
+
+    `thumbnails`, when asked for, holds a small JPEG crop of each face, in the order
+    of `faces` (None where nothing of a face lies inside the image).
+    """
 
     width: int
     height: int
     faces: list[AnalyzedFace]
+    thumbnails: list[bytes | None] = field(default_factory=list, repr=False)
 
 
 class Analyzer(Protocol):
@@ -50,18 +55,25 @@ class Analyzer(Protocol):
     spec: EngineSpec
     model_version: str
 
-    def analyze(self, data: bytes, *, embed: bool = True) -> ImageAnalysis: ...
+    def analyze(
+        self, data: bytes, *, embed: bool = True, thumbnails: bool = False
+    ) -> ImageAnalysis: ...
 
     def close(self) -> None: ...
 
 
-def analyze_image(engine: Engine, data: bytes, *, embed: bool) -> ImageAnalysis:
+def analyze_image(
+    engine: Engine, data: bytes, *, embed: bool, thumbnails: bool = False
+) -> ImageAnalysis:
     """Decode `data` and analyse it with `engine` (the body of every image job)."""
     from rekollect.service.images import decode_image
+    from rekollect.service.thumbnails import face_thumbnail
 
     image = decode_image(data)
     height, width = image.shape[:2]
-    return ImageAnalysis(width, height, engine.analyze(image, embed=embed))
+    faces = engine.analyze(image, embed=embed)
+    crops = [face_thumbnail(image, face.box) for face in faces] if thumbnails else []
+    return ImageAnalysis(width, height, faces, crops)
 
 
 def usable_cores() -> int:
@@ -80,11 +92,13 @@ class InlineAnalyzer:
         self._engine: Engine | None = None
         self._lock = threading.Lock()
 
-    def analyze(self, data: bytes, *, embed: bool = True) -> ImageAnalysis:
+    def analyze(
+        self, data: bytes, *, embed: bool = True, thumbnails: bool = False
+    ) -> ImageAnalysis:
         with self._lock:
             if self._engine is None:
                 self._engine = create_engine(self.spec)
-            return analyze_image(self._engine, data, embed=embed)
+            return analyze_image(self._engine, data, embed=embed, thumbnails=thumbnails)
 
     def close(self) -> None:
         pass
@@ -129,11 +143,13 @@ class EnginePool:
                 time.perf_counter() - began,
             )
 
-    def analyze(self, data: bytes, *, embed: bool = True) -> ImageAnalysis:
+    def analyze(
+        self, data: bytes, *, embed: bool = True, thumbnails: bool = False
+    ) -> ImageAnalysis:
         self.start()
         worker = self._idle.get()
         try:
-            worker.connection.send((data, embed))
+            worker.connection.send((data, embed, thumbnails))
             if not worker.connection.poll(self.timeout_s):
                 logger.error(
                     "Engine worker %d overran the %.0fs limit; replacing it",
@@ -242,9 +258,10 @@ def _worker_main(spec: EngineSpec, connection: Connection) -> None:
             return
         if job is None:
             return
-        data, embed = job
+        data, embed, thumbnails = job
         try:
-            answer: tuple[str, Any] = ("ok", analyze_image(engine, data, embed=embed))
+            analysis = analyze_image(engine, data, embed=embed, thumbnails=thumbnails)
+            answer: tuple[str, Any] = ("ok", analysis)
         except ServiceError as error:
             answer = ("error", error)
         except Exception:

@@ -8,6 +8,12 @@ model, run the service operation, encode the result by its output shape. Every
 failure becomes an AWS error body; anything unexpected is logged once with its
 traceback and answered as `InternalServerError`.
 
+With an `AccessControl` (the HTTP server's), each request is authenticated and
+rate-limited once its operation and content type are known, and authorized by the
+signing key's policy once its parameters are valid; image operations then take one
+of the `JobSlots`. Without one (the in-process client, which has the store at hand
+anyway) the credential scope only selects the region.
+
 An operation whose transaction ends in a deadlock or serialization failure (only on
 PostgreSQL) is run again, a few times at most, then answered as `ThrottlingException`;
 a database that cannot be reached is answered as `InternalServerError` with a message
@@ -17,6 +23,7 @@ and neither leaves anything half-written: the transaction was rolled back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -43,8 +50,10 @@ from rekollect.errors import (
 )
 from rekollect.protocol import model
 from rekollect.protocol.encode import encode
-from rekollect.protocol.sigv4 import parse_authorization
+from rekollect.protocol.sigv4 import HttpRequest, parse_authorization
 from rekollect.protocol.validate import validate
+from rekollect.security.access import AccessControl, Caller
+from rekollect.security.limits import JobSlots, check_nesting
 from rekollect.service import OPERATIONS, Service
 from rekollect.storage.database import run_with_retries
 from rekollect.storage.records import Scope
@@ -64,8 +73,15 @@ class WireResponse:
 
 
 class WireHandler:
-    def __init__(self, service: Service) -> None:
+    def __init__(
+        self,
+        service: Service,
+        access: AccessControl | None = None,
+        image_slots: JobSlots | None = None,
+    ) -> None:
         self.service = service
+        self.access = access
+        self.image_slots = image_slots
 
     def body_limit(self, target: str | None) -> int:
         """The largest legal request body for `target`, in bytes."""
@@ -102,18 +118,27 @@ class WireHandler:
         headers = _headers(request_id) | {"x-amzn-ErrorType": error.code}
         return WireResponse(error.status_code, headers, json.dumps(body).encode())
 
-    def handle(self, headers: Mapping[str, str], body: bytes) -> WireResponse:
-        """Answer one request; `headers` must have lower-case names."""
+    def handle(
+        self, headers: Mapping[str, str], body: bytes, http: HttpRequest | None = None
+    ) -> WireResponse:
+        """Answer one request; `headers` must have lower-case names.
+
+        `http` is the request as it arrived (method, path, query, every header line),
+        which a signature covers; without it, `POST /` with `headers` is assumed.
+        """
         request_id = str(uuid.uuid4())
         started = time.perf_counter()
         target = headers.get("x-amz-target")
         params: dict[str, Any] = {}
+        caller: Caller | None = None
         try:
             operation = _require_operation(target)
             _check_content_type(headers.get("content-type", ""))
-            scope = self._scope(headers)
+            caller = self._caller(headers, body, http)
             params = validate(operation.input_shape, _decode(body))
-            response = self._call(operation, scope, params, request_id)
+            if self.access is not None:
+                self.access.authorize(caller, operation.name, params)
+            response = self._call(operation, caller.scope, params, request_id)
         except ServiceError as error:
             response = self.error(error, request_id)
         except DatabaseError as error:
@@ -124,14 +149,24 @@ class WireHandler:
             response = self.error(InternalServerError(), request_id)
 
         logger.info(
-            "%s %s collection=%s status=%d %.1fms",
+            "%s %s collection=%s status=%d %.1fms%s",
             request_id,
             (target or "-").rpartition(".")[2],
             params.get("CollectionId", "-"),
             response.status,
             (time.perf_counter() - started) * 1000,
+            f" key={caller.key_id}" if caller is not None and caller.key else "",
         )
         return response
+
+    def _caller(
+        self, headers: Mapping[str, str], body: bytes, http: HttpRequest | None
+    ) -> Caller:
+        if self.access is None:
+            return Caller(self._scope(headers))
+        if http is None:
+            http = HttpRequest("POST", "/", "", tuple(headers.items()), body)
+        return self.access.admit(http)
 
     def _scope(self, headers: Mapping[str, str]) -> Scope:
         authorization = headers.get("authorization")
@@ -154,7 +189,11 @@ class WireHandler:
                 "lists the operations it does."
             )
         kwargs = {xform_name(name): value for name, value in params.items()}
-        result = run_with_retries(lambda: implementation(self.service, scope, **kwargs))
+        slots = self.image_slots if _blob_budget(operation.input_shape) else None
+        with slots or contextlib.nullcontext():
+            result = run_with_retries(
+                lambda: implementation(self.service, scope, **kwargs)
+            )
         body = json.dumps(encode(operation.output_shape, result), separators=(",", ":"))
         return WireResponse(200, _headers(request_id), body.encode())
 
@@ -202,6 +241,7 @@ def _check_content_type(content_type: str) -> None:
 def _decode(body: bytes) -> Any:
     if not body.strip():
         return {}
+    check_nesting(body)
     try:
         document = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:

@@ -44,6 +44,8 @@ class Service:
     image_timeout_s: float = DEFAULT_IMAGE_TIMEOUT_S
     # Where S3Object images are read from (None: from REKOLLECT_S3_* variables).
     s3: S3Settings | None = None
+    # Whether IndexFaces keeps a small JPEG crop of each face (`service.thumbnails`).
+    thumbnails: bool = True
     signer: TokenSigner = field(init=False)
 
     def __post_init__(self) -> None:

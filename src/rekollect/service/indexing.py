@@ -2,7 +2,8 @@
 
 The image is analysed before any transaction opens (it takes tens to hundreds of
 milliseconds); the faces are then stored in one write transaction, which also writes
-the change log every process's vector index catches up from.
+the change log every process's vector index catches up from, and (when the service
+keeps thumbnails) a small JPEG crop of each new face.
 
 ImageId is derived from the image's bytes, so indexing the same image again under the
 same ExternalImageId finds the faces it stored the first time and stores nothing new,
@@ -16,6 +17,7 @@ import uuid
 from typing import Any
 
 from rekollect.engine.base import AnalyzedFace
+from rekollect.engine.pool import ImageAnalysis
 from rekollect.errors import InvalidParameterException
 from rekollect.service.collection import require_collection
 from rekollect.service.context import Service
@@ -24,6 +26,7 @@ from rekollect.service.faces import face_record
 from rekollect.service.images import image_bytes
 from rekollect.storage import repository as repo
 from rekollect.storage.records import BoundingBox, Collection, Face, NewFace, Scope
+from rekollect.storage.thumbnails import insert_thumbnails
 
 Result = dict[str, Any]
 
@@ -48,7 +51,7 @@ def index_faces(
         require_same_model(svc, require_collection(conn, scope, collection_id))
 
     data = image_bytes(image, svc.s3_settings)
-    analysis = svc.analyzer.analyze(data, embed=True)
+    analysis = svc.analyzer.analyze(data, embed=True, thumbnails=svc.thumbnails)
     width, height = analysis.width, analysis.height
     selection = select_faces(
         analysis.faces,
@@ -69,7 +72,8 @@ def index_faces(
                 _new_face(face, width, height, image_id, external_image_id, svc)
                 for face in selection.kept
             ]
-            repo.insert_faces(conn, collection.pk, new_faces, svc.clock())
+            pks = repo.insert_faces(conn, collection.pk, new_faces, svc.clock())
+            insert_thumbnails(conn, pks, _thumbnails(selection.kept, analysis))
             pairs = [
                 (face, face_record(new))
                 for face, new in zip(selection.kept, new_faces, strict=True)
@@ -136,3 +140,11 @@ def _pair_with_stored(
         remaining.remove(nearest)
         pairs.append((face, face_record(nearest)))
     return pairs
+
+
+def _thumbnails(
+    kept: list[AnalyzedFace], analysis: ImageAnalysis
+) -> list[bytes | None]:
+    """The crop of each kept face (all None when the analysis made none)."""
+    by_face = dict(zip(map(id, analysis.faces), analysis.thumbnails, strict=False))
+    return [by_face.get(id(face)) for face in kept]

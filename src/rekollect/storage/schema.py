@@ -132,3 +132,36 @@ settings = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+# Access keys of `rekollect keys`. The secret is sealed (AES-GCM) with a master key
+# kept outside the store, named by `master_key_id`; a temporary key keeps only the
+# SHA-256 of its session token. `policy` is a JSON document, or NULL for full access
+# to the key's account.
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("account_id", String(12), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=False),
+    Column("master_key_id", String(32), nullable=False),
+    Column("session_token_sha256", String(64)),
+    Column("expires_at", Double),
+    Column("policy", Text),
+    Column("created_at", Double, nullable=False),
+)
+
+# A small JPEG crop of each face IndexFaces stored, when the server keeps them
+# (`serve --no-thumbnails` does not): the console shows them, and a collection can be
+# embedded again from them by another engine. Deleted with its face.
+face_thumbnails = Table(
+    "face_thumbnails",
+    metadata,
+    Column(
+        "face_pk",
+        Serial,
+        ForeignKey("faces.pk", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("jpeg", LargeBinary, nullable=False),
+)
