@@ -3,7 +3,8 @@
 Eight clients hammer both servers with overlapping AssociateFaces, DisassociateFaces,
 DeleteUser, CreateUser and DeleteFaces for a bounded time; afterwards every
 invariant holds and both servers show the same state, which is what the acknowledged
-answers imply. Then every change made through one server is checked at once through
+answers imply. A DeleteCollection in the middle of such a hammering leaves no row of
+the collection behind. Then every change made through one server is checked at once through
 the other, searches included, and a face indexed from a photo through one server is
 found by a search on the other as soon as IndexFaces has returned.
 
@@ -213,6 +214,56 @@ def test_two_servers_hammered_at_once_keep_every_invariant(nodes, store_url):
     assert {owner for owner in owners.values() if owner} <= seen_by_a["users"]
 
     check_each_change_through_the_other_server(a, b, owners)
+
+
+def test_a_collection_deleted_while_both_servers_change_it_leaves_nothing(
+    nodes, store_url
+):
+    """DeleteCollection through one server while clients change the collection through
+    both: every call either lands before the deletion or finds no collection, and no
+    row of the collection survives it."""
+    from sqlalchemy import func, select
+
+    from rekollect.storage.schema import collections, faces, users
+
+    a, b = (client(endpoint) for endpoint in nodes)
+    a.create_collection(CollectionId=COLLECTION)
+    face_ids = seed_faces(store_url, FACE_COUNT)
+    for user_id in USERS:
+        b.create_user(CollectionId=COLLECTION, UserId=user_id)
+
+    hammers = [Hammer(number, nodes, face_ids) for number in range(CLIENTS - 1)]
+    deadline = time.monotonic() + 5.0
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        running = [pool.submit(hammer.run, deadline) for hammer in hammers]
+        time.sleep(2.0)
+        b.delete_collection(CollectionId=COLLECTION)
+        for future in running:
+            future.result()
+
+    errors = sum((hammer.errors for hammer in hammers), Counter())
+    calls = sum((hammer.calls for hammer in hammers), Counter())
+    assert set(errors) <= EXPECTED_ERRORS, errors
+    assert errors["ResourceNotFoundException"] > 0  # calls after the deletion
+    assert calls["associate"] + calls["disassociate"] > 10, calls
+    for rekognition in (a, b):
+        with pytest.raises(rekognition.exceptions.ResourceNotFoundException):
+            rekognition.describe_collection(CollectionId=COLLECTION)
+        assert COLLECTION not in rekognition.list_collections()["CollectionIds"]
+
+    database = open_database(store_url, migrate=False)
+    try:
+        with database.read() as conn:
+            kept = select(collections.c.pk)
+            for table in (faces, users):
+                orphans = select(func.count()).where(table.c.collection_pk.not_in(kept))
+                assert conn.execute(orphans.select_from(table)).scalar_one() == 0
+    finally:
+        database.close()
+
+    a.create_collection(CollectionId=COLLECTION)  # the id is free, and empty
+    described = b.describe_collection(CollectionId=COLLECTION)
+    assert (described["FaceCount"], described["UserCount"]) == (0, 0)
 
 
 def check_each_change_through_the_other_server(a, b, owners) -> None:
