@@ -9,6 +9,7 @@ import gzip
 import json
 import re
 import stat
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +80,22 @@ def fill(url: str, collection_id: str) -> dict[str, list[str]]:
                 face_ids=face_ids[name],
             )
     return face_ids
+
+
+def export_family(
+    env: dict[str, str], path: Path, url: str
+) -> subprocess.CompletedProcess[str]:
+    """`rekollect export` of the collection `fill` made, to `path`."""
+    return rekollect(
+        env,
+        "export",
+        "--collection-id",
+        "family",
+        "-o",
+        str(path),
+        "--database-url",
+        url,
+    )
 
 
 def state(url: str, collection_id: str) -> dict[str, Any]:
@@ -302,16 +319,7 @@ def test_export_and_restore_round_trip_sqlite_postgresql_and_back(
     original = state(sqlite_a, "family")
     first, second = tmp_path / "family.jsonl.gz", tmp_path / "again.jsonl"
 
-    exported = rekollect(
-        env,
-        "export",
-        "--collection-id",
-        "family",
-        "-o",
-        str(first),
-        "--database-url",
-        sqlite_a,
-    )
+    exported = export_family(env, first, sqlite_a)
     assert exported.returncode == 0, exported.stderr
     with fresh_postgres_database() as postgres:
         restored = rekollect(env, "restore", str(first), "--database-url", postgres)
@@ -326,16 +334,7 @@ def test_export_and_restore_round_trip_sqlite_postgresql_and_back(
                 CollectionId="family", FaceId=face_ids["bob"][1]
             )["UserMatches"]
             assert [match["User"]["UserId"] for match in found] == ["bob"]
-        again = rekollect(
-            env,
-            "export",
-            "--collection-id",
-            "family",
-            "-o",
-            str(second),
-            "--database-url",
-            postgres,
-        )
+        again = export_family(env, second, postgres)
         assert again.returncode == 0, again.stderr
 
     back = rekollect(
@@ -387,16 +386,7 @@ def test_restore_refuses_a_collection_that_has_faces_or_users(
     env = cli_env(tmp_path)
     fill(store_url, "family")
     export = tmp_path / "family.jsonl"
-    rekollect(
-        env,
-        "export",
-        "--collection-id",
-        "family",
-        "-o",
-        str(export),
-        "--database-url",
-        store_url,
-    )
+    export_family(env, export, store_url)
     with store(store_url) as service:
         collection.create_collection(service, SCOPE, collection_id="taken")
         users.create_user(service, SCOPE, collection_id="taken", user_id="zed")
@@ -433,16 +423,7 @@ def test_restore_of_a_damaged_export_changes_nothing(
     env = cli_env(tmp_path)
     fill(store_url, "family")
     export = tmp_path / "family.jsonl"
-    rekollect(
-        env,
-        "export",
-        "--collection-id",
-        "family",
-        "-o",
-        str(export),
-        "--database-url",
-        store_url,
-    )
+    export_family(env, export, store_url)
     lines = export.read_text().splitlines(keepends=True)
     cut_short = tmp_path / "cut.jsonl"
     cut_short.write_text("".join(lines[:-1]))
@@ -499,16 +480,7 @@ def test_a_running_server_finds_faces_restored_by_another_process(
     env = cli_env(tmp_path)
     face_ids = fill(store_url, "family")
     export = tmp_path / "family.jsonl.gz"
-    rekollect(
-        env,
-        "export",
-        "--collection-id",
-        "family",
-        "-o",
-        str(export),
-        "--database-url",
-        store_url,
-    )
+    export_family(env, export, store_url)
     log = tmp_path / "server.log"
     with running_server(serve_args(tmp_path, store_url), log) as url:
         rekognition: Any = http_client(url)
