@@ -6,6 +6,7 @@ and accounts."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -366,14 +367,19 @@ def test_with_keys_every_page_wants_a_sign_in(service, keys, keyed):
     assert OPERATIONS["ListCollections"](service, SCOPE)["CollectionIds"] == []
 
 
-def test_a_wrong_secret_is_refused_and_the_right_one_signs_in(service, keys, keyed):
+def test_a_wrong_secret_is_refused_and_the_right_one_signs_in(
+    service, keys, keyed, caplog
+):
     key = make_key(service, keys)
     browser = keyed()
     browser.get("/console/sign-in")
     data = {"access_key_id": key.key.access_key_id, "secret": "not-it"}
+    caplog.set_level(logging.WARNING, logger="rekollect.console.app")
     response = browser.post("/console/sign-in", data)
     assert response.status_code == 401
     assert "not right" in response.text
+    [refusal] = [r.getMessage() for r in caplog.records if "sign-in" in r.getMessage()]
+    assert key.key.access_key_id in refusal and "not-it" not in refusal
 
     sign_in(browser, key)
     assert key.key.access_key_id in browser.page

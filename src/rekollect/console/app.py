@@ -6,6 +6,8 @@ is mounted in (`rekollect.server.app` mounts it at `/console`).
 
 from __future__ import annotations
 
+import logging
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -35,6 +37,8 @@ from rekollect.console.web import (
 from rekollect.security.access import AccessControl
 from rekollect.security.limits import JobSlots
 from rekollect.service import Service
+
+logger = logging.getLogger(__name__)
 
 # Pages use only their own scripts, styles and images; nothing may frame them.
 _HEADERS = [
@@ -106,6 +110,10 @@ async def sign_in(request: Request) -> Response:
             key_id, text(form, "secret"), text(form, "session_token"), region
         )
     except SignInError as error:
+        client = request.client.host if request.client else "-"
+        logger.warning(
+            "Console sign-in refused for key %r from %s", key_id[:32], client
+        )
         return render(
             request,
             "sign_in.html",
