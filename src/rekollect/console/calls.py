@@ -10,11 +10,8 @@ collection's ARN, so a policy means the same on the console as on the API.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Any
-
-from botocore import xform_name
 
 from rekollect.console.session import Session
 from rekollect.errors import (
@@ -28,9 +25,9 @@ from rekollect.protocol import model
 from rekollect.protocol.validate import validate
 from rekollect.security.access import Caller
 from rekollect.security.limits import JobSlots
-from rekollect.service import OPERATIONS, Service
+from rekollect.server.wire import run_operation
+from rekollect.service import Service
 from rekollect.service.collection import collection_arn
-from rekollect.storage.database import run_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -64,20 +61,13 @@ def call(
 ) -> Result:
     """Run one operation for the session, exactly as the API would run it."""
     operation_model = model.operation_model(operation)
-    implementation = OPERATIONS.get(operation)
-    if operation_model is None or implementation is None:
+    if operation_model is None:
         raise UnsupportedOperationException(
             f"rekollect does not implement {operation}."
         )
     clean = validate(operation_model.input_shape, params)
     authorize(session, operation, arn_of(session, clean.get("CollectionId")))
-
-    kwargs = {xform_name(name): value for name, value in clean.items()}
-    slots = image_slots if "Image" in clean else None
-    with slots or contextlib.nullcontext():
-        result = run_with_retries(
-            lambda: implementation(service, session.scope, **kwargs)
-        )
+    result = run_operation(service, operation_model, session.scope, clean, image_slots)
     logger.info(
         "console %s collection=%s key=%s",
         operation,

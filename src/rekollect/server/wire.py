@@ -182,20 +182,31 @@ class WireHandler:
         params: dict[str, Any],
         request_id: str,
     ) -> WireResponse:
-        implementation = OPERATIONS.get(operation.name)
-        if implementation is None:
-            raise UnsupportedOperationException(
-                f"rekollect does not implement {operation.name}; docs/compatibility.md "
-                "lists the operations it does."
-            )
-        kwargs = {xform_name(name): value for name, value in params.items()}
-        slots = self.image_slots if _blob_budget(operation.input_shape) else None
-        with slots or contextlib.nullcontext():
-            result = run_with_retries(
-                lambda: implementation(self.service, scope, **kwargs)
-            )
+        result = run_operation(self.service, operation, scope, params, self.image_slots)
         body = json.dumps(encode(operation.output_shape, result), separators=(",", ":"))
         return WireResponse(200, _headers(request_id), body.encode())
+
+
+def run_operation(
+    service: Service,
+    operation: OperationModel,
+    scope: Scope,
+    params: dict[str, Any],
+    image_slots: JobSlots | None = None,
+) -> dict[str, Any]:
+    """Run the service function of `operation` on validated `params`: holding one of
+    `image_slots` when the operation carries an image, and running it again after a
+    deadlock or serialization failure. The console calls it too."""
+    implementation = OPERATIONS.get(operation.name)
+    if implementation is None:
+        raise UnsupportedOperationException(
+            f"rekollect does not implement {operation.name}; docs/compatibility.md "
+            "lists the operations it does."
+        )
+    kwargs = {xform_name(name): value for name, value in params.items()}
+    slots = image_slots if _blob_budget(operation.input_shape) else None
+    with slots or contextlib.nullcontext():
+        return run_with_retries(lambda: implementation(service, scope, **kwargs))
 
 
 def _database_error(error: DatabaseError) -> ServiceError:
