@@ -32,13 +32,11 @@ import os
 import platform
 import re
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from fit_similarity import accuracy_at, best_threshold, roc_auc, tar_at_far
-from harness import http_client, print_table, running_server
+from harness import bench_dir, http_client, print_table, running_server
 
 ROOT = Path(__file__).resolve().parents[1]
 LFW = ROOT.parent / "shared" / "datasets" / "lfw-dev"
@@ -297,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = read_pairs(lfw)
     files = sorted({p.file_a for p in pairs} | {p.file_b for p in pairs})
     with (
-        _data_dir(args.data_dir) as data_dir,
+        bench_dir(args.data_dir) as data_dir,
         running_server(
             data_dir, "bench-accuracy-server.log", *engine_options(args.engine_workers)
         ) as endpoint,
@@ -407,16 +405,6 @@ def engine_options(engine_workers: int | None) -> list[str]:
 
 def _pct(share: float, digits: int = 1) -> str:
     return f"{100 * share:.{digits}f}%"
-
-
-@contextmanager
-def _data_dir(given: str | None) -> Iterator[Path]:
-    if given:
-        Path(given).mkdir(parents=True, exist_ok=True)
-        yield Path(given)
-        return
-    with tempfile.TemporaryDirectory(prefix="rekollect-accuracy-") as directory:
-        yield Path(directory)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -34,7 +34,6 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -46,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import print_table
+from harness import bench_dir, print_table
 from synthetic import new_face, person_faces
 
 REGION = "us-east-1"
@@ -402,7 +401,7 @@ def _figure(
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    with _data_dir(args.data_dir) as data_dir:
+    with bench_dir(args.data_dir) as data_dir:
         figures = collect(args, data_dir)
     report(figures, args)
     return 0
@@ -478,15 +477,6 @@ def collect(args: argparse.Namespace, data_dir: Path) -> list[Figure]:
     finally:
         delete_collection(service, scope, collection_id=collection_id)
         service.database.close()
-
-
-@contextmanager
-def _data_dir(given: str | None) -> Iterator[Path]:
-    if given:
-        yield Path(given)
-        return
-    with tempfile.TemporaryDirectory(prefix="rekollect-bench-") as directory:
-        yield Path(directory)
 
 
 # --- the report ------------------------------------------------------------------------

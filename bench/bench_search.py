@@ -34,18 +34,16 @@ import os
 import platform
 import shlex
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness import print_table
+from harness import bench_dir, print_table
 from synthetic import DIMENSION, new_face
 
 REGION = "us-east-1"
@@ -278,15 +276,6 @@ def measure_size(
         writer.database.close()
 
 
-@contextmanager
-def _data_dir(given: str | None) -> Iterator[Path]:
-    if given:
-        yield Path(given)
-        return
-    with tempfile.TemporaryDirectory(prefix="rekollect-bench-") as directory:
-        yield Path(directory)
-
-
 # --- the report ----------------------------------------------------------------------
 
 
@@ -358,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     lat: list[Latency] = []
     figures: list[SizeFigures] = []
     catch_ups: list[CatchUp] = []
-    with _data_dir(args.data_dir) as data_dir:
+    with bench_dir(args.data_dir) as data_dir:
         for size in sizes:
             more = measure_size(size, args, data_dir)
             lat += more[0]

@@ -1,5 +1,5 @@
-"""What the benchmarks share: a `rekollect serve` process on a free port, a boto3
-client for it, and printing a table of figures (the benches run as scripts, so they
+"""What the benchmarks share: a data directory, a `rekollect serve` process on a free
+port, a boto3 client for it, and printing a table of figures (the benches run as scripts, so they
 import this module by its file name)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,17 @@ from typing import Any
 
 REGION = "us-east-1"
 _LISTENING = re.compile(r"listening on http://[^:\s]+:(\d+)")
+
+
+@contextmanager
+def bench_dir(given: str | None, prefix: str = "rekollect-bench-") -> Iterator[Path]:
+    """The folder `given` (made if missing), else a temporary one removed afterwards."""
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        yield Path(given)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as directory:
+        yield Path(directory)
 
 
 @contextmanager
