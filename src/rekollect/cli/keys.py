@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rekollect.cli.options import add_store_options
 from rekollect.config import Settings, load_settings
 from rekollect.errors import PolicyError, RekollectError
 
@@ -73,10 +74,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", help="where the embedded database lives")
-    parser.add_argument(
-        "--database-url", help="a SQLAlchemy URL instead of the embedded store"
-    )
+    add_store_options(parser)
     parser.add_argument(
         "--master-key-file",
         help="the key that seals secrets (default: master.key in the user config "

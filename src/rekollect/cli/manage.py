@@ -13,6 +13,7 @@ import sys
 
 from rekollect import __version__
 from rekollect.cli import configure, importer, keys, serve, status, transfer
+from rekollect.cli.options import add_store_options
 from rekollect.errors import RekollectError
 
 
@@ -57,8 +58,7 @@ def _add_db_parser(
     upgrade = actions.add_parser(
         "upgrade", help="apply the schema migrations this rekollect knows"
     )
-    upgrade.add_argument("--data-dir", help="where the embedded database lives")
-    upgrade.add_argument("--database-url", help="a SQLAlchemy URL to upgrade")
+    add_store_options(upgrade)
     upgrade.set_defaults(run=_db_upgrade)
 
 

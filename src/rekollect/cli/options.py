@@ -20,12 +20,17 @@ ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_REKOGNITION", "AWS_ENDPOINT_URL")
 DUMMY_KEY = "rekollect"
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """`--data-dir` and `--database-url`, as `serve` takes them."""
+def add_store_options(parser: argparse.ArgumentParser) -> None:
+    """`--data-dir` and `--database-url`: which store a command works on."""
     parser.add_argument("--data-dir", help="where the embedded database lives")
     parser.add_argument(
         "--database-url", help="a SQLAlchemy URL instead of the embedded store"
     )
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The store options, and `--region` of the collections worked on."""
+    add_store_options(parser)
     parser.add_argument(
         "--region",
         help="the region of the collections (default: the AWS region configured, "

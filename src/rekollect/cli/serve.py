@@ -16,6 +16,7 @@ import os
 import socket
 
 from rekollect import __version__
+from rekollect.cli.options import add_store_options
 from rekollect.config import Settings, load_settings
 from rekollect.errors import RekollectError
 from rekollect.security.limits import Limits
@@ -36,10 +37,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_PORT,
         help=f"port to listen on (default {DEFAULT_PORT}; 0 picks a free one)",
     )
-    serve.add_argument("--data-dir", help="where the embedded database lives")
-    serve.add_argument(
-        "--database-url", help="a SQLAlchemy URL instead of the embedded store"
-    )
+    add_store_options(serve)
     serve.add_argument("--account-id", help="12-digit account id used in ARNs")
     serve.add_argument(
         "--region", help="region for unsigned requests (default us-east-1)"
