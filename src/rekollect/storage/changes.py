@@ -67,16 +67,6 @@ _seqs_between = (
     .order_by(face_changes.c.seq)
 )
 
-_collection_changes_between = (
-    select(*_change_columns)
-    .where(
-        face_changes.c.seq > bindparam("after"),
-        face_changes.c.seq <= bindparam("upto"),
-        face_changes.c.collection_pk == bindparam("collection_pk"),
-    )
-    .order_by(face_changes.c.seq)
-)
-
 _all_changes_between = (
     select(*_change_columns)
     .where(
@@ -84,6 +74,10 @@ _all_changes_between = (
         face_changes.c.seq <= bindparam("upto"),
     )
     .order_by(face_changes.c.seq)
+)
+
+_collection_changes_between = _all_changes_between.where(
+    face_changes.c.collection_pk == bindparam("collection_pk")
 )
 
 _changes_at = (
